@@ -1,0 +1,1 @@
+"""cinestrain dicom_io package."""

@@ -1,0 +1,1 @@
+"""cinestrain inference package."""

@@ -1,0 +1,1 @@
+"""cinestrain node package."""
