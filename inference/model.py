@@ -1,0 +1,137 @@
+"""The motion model: wiring of encoder, pairing, temporal units, decoder and refiner.
+
+Input: a cine slice (or a batch of slices) resampled to the model grid, phases in cycle
+order with ED first. Output: one displacement field per pair, in pixels of the model
+grid, and, from those, the Lagrangian displacement of every phase relative to ED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from inference.decoder import MotionDecoder
+from inference.encoder import SiameseEncoder
+from inference.pairing import PAIRINGS, Pairing, make_pairs
+from inference.refine import CycleRefiner
+from inference.temporal import TEMPORALS, Temporal, make_temporal
+from inference.warp import compose_sequence
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Everything that defines a model's architecture and its input grid.
+
+    Attributes
+    ----------
+    pairing, temporal
+        How the cycle is paired; which temporal unit refines pair features.
+    channels
+        Encoder channels per scale (strides 2, 4, 8, ...).
+    temporal_levels
+        Indices of the scales refined over time (two or more).
+    decoder_width
+        Channels of the decoder.
+    refine
+        Whether the second stage corrects the fields of the whole cycle.
+    grid_size
+        Model grid, pixels per side.
+    spacing_mm
+        Model grid spacing, mm.
+    """
+
+    pairing: Pairing = "anchored"
+    temporal: Temporal = "gru"
+    channels: tuple[int, ...] = (16, 32, 48)
+    temporal_levels: tuple[int, ...] = (1, 2)
+    decoder_width: int = 48
+    refine: bool = True
+    grid_size: int = 64
+    spacing_mm: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}")
+        if self.temporal not in TEMPORALS:
+            raise ValueError(f"temporal must be one of {TEMPORALS}, got {self.temporal!r}")
+        if len(self.temporal_levels) < 2 and self.temporal != "none":
+            raise ValueError("temporal refinement needs two or more scales")
+        if any(not 0 <= i < len(self.channels) for i in self.temporal_levels):
+            raise ValueError(f"temporal_levels {self.temporal_levels} outside channels")
+        stride = 2 ** len(self.channels)
+        if self.grid_size % stride:
+            raise ValueError(f"grid_size must be a multiple of {stride}, got {self.grid_size}")
+        object.__setattr__(self, "channels", tuple(self.channels))
+        object.__setattr__(self, "temporal_levels", tuple(self.temporal_levels))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MotionModel(nn.Module):
+    """Siamese encoder -> pair features -> temporal refinement -> decoder -> refiner."""
+
+    def __init__(self, config: MotionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = SiameseEncoder(config.channels)
+        units = {}
+        for level in config.temporal_levels:
+            ch = config.channels[level]
+            units[str(level)] = make_temporal(config.temporal, 2 * ch, ch)
+        self.temporal = nn.ModuleDict(units)
+        pair_ch = tuple(
+            ch if i in config.temporal_levels else 2 * ch for i, ch in enumerate(config.channels)
+        )
+        self.decoder = MotionDecoder(pair_ch, config.decoder_width)
+        self.refiner = CycleRefiner() if config.refine else None
+
+    def forward(self, frames: Tensor, pairing: Pairing | None = None) -> Tensor:
+        """Pair fields for one or more cycles.
+
+        Parameters
+        ----------
+        frames
+            ``(B, T, 1, H, W)`` intensity-normalised frames in cycle order (ED first).
+        pairing
+            Overrides ``config.pairing`` (training runs both through the same weights).
+
+        Returns
+        -------
+        Tensor
+            ``(B, T - 1, 2, H, W)`` displacement of each pair in pixels (row, column),
+            pairs in the order of :func:`inference.pairing.make_pairs`.
+        """
+        if frames.ndim != 5 or frames.shape[2] != 1:
+            raise ValueError(f"frames must be (B, T, 1, H, W), got {tuple(frames.shape)}")
+        b, t, _, h, w = frames.shape
+        pairs = make_pairs(t, pairing or self.config.pairing)
+        first = torch.tensor([p[0] for p in pairs], device=frames.device)
+        second = torch.tensor([p[1] for p in pairs], device=frames.device)
+        # Siamese: each frame is encoded once, features reused by every pair containing it.
+        feats = self.encoder(frames.flatten(0, 1))
+        pair_feats = []
+        for level, f in enumerate(feats):
+            f = f.view(b, t, *f.shape[1:])
+            cat = torch.cat((f[:, first], f[:, second]), dim=2)  # B, P, 2C, h, w
+            if str(level) in self.temporal:
+                cat = self.temporal[str(level)](cat)
+            pair_feats.append(cat.flatten(0, 1))
+        fields = self.decoder(pair_feats, (h, w)).view(b, len(pairs), 2, h, w)
+        if self.refiner is not None:
+            fields = self.refiner(fields)
+        return fields
+
+    def lagrangian(self, fields: Tensor, pairing: Pairing | None = None) -> Tensor:
+        """Pair fields -> ED-referenced displacement of every phase, cycle order.
+
+        Returns ``(B, T, 2, H, W)`` in pixels with entry 0 (ED) zero. Consecutive fields
+        are composed by warping (:func:`inference.warp.compose_sequence`).
+        """
+        if (pairing or self.config.pairing) == "consecutive":
+            fields = compose_sequence(fields)
+        zero = fields.new_zeros(fields.shape[0], 1, *fields.shape[2:])
+        return torch.cat((zero, fields), dim=1)

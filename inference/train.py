@@ -1,0 +1,217 @@
+"""Training of the motion model on the synthetic phantom (``cinestrain train``).
+
+Each step draws one cine slice (a whole cycle, any number of phases) from the phantom
+dataset, runs the model in *both* pairings, and minimises
+
+- end-point error (mm) against the phantom's truth, for the anchored fields and for the
+  composed consecutive ones (myocardium weighted up),
+- local NCC between ED and each frame warped onto it (unsupervised),
+- smoothness of the fields,
+- composition consistency: consecutive fields composed along the cycle against the
+  anchored ones (0->1->...->k against 0->k),
+
+so that one set of weights serves either pairing. Training is seeded and deterministic:
+sample ``i`` of the run is always the same slice, and a resumed run continues exactly
+where the checkpoint stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from inference.checkpoint import read_checkpoint, save_checkpoint
+from inference.losses import composition_consistency, end_point_error, local_ncc, smoothness
+from inference.model import MotionConfig, MotionModel
+from inference.pairing import cycle_order
+from inference.warp import compose_sequence, warp_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One training run. Defaults are those of the shipped weights."""
+
+    steps: int = 6000
+    lr: float = 1e-3
+    seed: int = 0
+    epe_weight: float = 1.0
+    ncc_weight: float = 0.2
+    smooth_weight: float = 0.02
+    compose_weight: float = 0.1
+    myocardium_weight: float = 4.0
+    checkpoint_every: int = 200
+    log_every: int = 20
+    loader_workers: int = 1
+
+
+def augment(sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """Random 90-degree rotation / flip of frames, truth and mask, fields kept consistent.
+
+    Transposing swaps the row and column components; flipping an axis negates its
+    component. Makes the model blind to the in-plane orientation of the scan.
+    """
+    frames, u, myo = sample["frames"], sample["u"], sample["myocardium"]
+    if rng.random() < 0.5:  # transpose rows <-> columns
+        frames = frames.transpose(-1, -2)
+        u = u.transpose(-1, -2)[:, [1, 0]]
+        myo = myo.transpose(-1, -2)
+    for axis, comp in ((-2, 0), (-1, 1)):
+        if rng.random() < 0.5:
+            frames = frames.flip(axis)
+            u = u.flip(axis)
+            u[:, comp] = -u[:, comp]
+            myo = myo.flip(axis)
+    return {**sample, "frames": frames.contiguous(), "u": u.contiguous(), "myocardium": myo}
+
+
+class _Indexed(Dataset):
+    """Sample ``i`` of the run: dataset item ``i``, augmented with a seed of its own."""
+
+    def __init__(self, dataset: Dataset, seed: int, start: int, stop: int) -> None:
+        self.dataset, self.seed, self.start, self.stop = dataset, seed, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        index = self.start + i
+        sample = self.dataset[index]
+        sample = {
+            k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in sample.items()
+        }
+        return augment(sample, np.random.default_rng([self.seed, index]))
+
+
+def training_losses(
+    model: MotionModel, sample: dict[str, Any], settings: TrainSettings
+) -> dict[str, torch.Tensor]:
+    """All loss terms for one cine slice; ``total`` is their weighted sum."""
+    frames = sample["frames"].float()  # T, 1, H, W (acquisition order)
+    truth = sample["u"].float()  # T, 2, H, W, mm
+    spacing = float(sample["spacing_mm"])
+    order = torch.from_numpy(cycle_order(frames.shape[0], int(sample["ed_phase"])))
+    frames, truth = frames[order].unsqueeze(0), truth[order].unsqueeze(0)
+    weight = 1.0 + (settings.myocardium_weight - 1.0) * sample["myocardium"].float()
+
+    anchored = model(frames, pairing="anchored")
+    steps = model(frames, pairing="consecutive")
+    composed = compose_sequence(steps)
+
+    t = frames.shape[1]
+    epe_a = end_point_error(anchored * spacing, truth[:, 1:], weight)
+    epe_c = end_point_error(composed * spacing, truth[:, 1:], weight)
+    fixed = frames[:, :1].expand(-1, t - 1, -1, -1, -1).flatten(0, 1)
+    warped = warp_image(frames[:, 1:].flatten(0, 1), anchored.flatten(0, 1))
+    ncc = local_ncc(fixed, warped)
+    smooth = smoothness(anchored) + smoothness(steps)
+    compose = composition_consistency(steps, anchored)
+    total = (
+        settings.epe_weight * 0.5 * (epe_a + epe_c)
+        + settings.ncc_weight * ncc
+        + settings.smooth_weight * smooth
+        + settings.compose_weight * compose
+    )
+    return {
+        "total": total,
+        "epe_anchored_mm": epe_a,
+        "epe_consecutive_mm": epe_c,
+        "ncc": ncc,
+        "smooth": smooth,
+        "compose_px": compose,
+    }
+
+
+def train(
+    model_config: MotionConfig,
+    dataset: Dataset,
+    out_dir: str | os.PathLike[str],
+    settings: TrainSettings,
+    *,
+    resume: bool = True,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Train (or resume) a model; returns the path of the final checkpoint.
+
+    ``out_dir`` receives ``last.pt`` (model, optimiser and step, every
+    ``checkpoint_every`` steps), ``model.pt`` (final weights with provenance) and
+    ``log.jsonl`` (one JSON object of losses every ``log_every`` steps).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    model = MotionModel(model_config)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-5)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=settings.lr, total_steps=settings.steps, pct_start=0.05
+    )
+    step, elapsed = 0, 0.0
+    last = out / "last.pt"
+    if resume and last.exists():
+        state = read_checkpoint(last)
+        if state["config"] != model_config.to_dict():
+            raise ValueError(f"{last} was trained with another model configuration")
+        model.load_state_dict(state["state_dict"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        step, elapsed = int(state["step"]), float(state["elapsed_s"])
+        log.info("resuming %s at step %d", out, step)
+
+    record = dict(provenance or {})
+    record.update(settings=dataclasses.asdict(settings), model=model_config.to_dict())
+    loader = DataLoader(
+        _Indexed(dataset, settings.seed, step, settings.steps),
+        batch_size=None,
+        shuffle=False,
+        num_workers=settings.loader_workers,
+        persistent_workers=False,
+    )
+    model.train()
+    started = time.monotonic() - elapsed
+    with (out / "log.jsonl").open("a", encoding="utf-8") as log_file:
+        for sample in loader:
+            losses = training_losses(model, sample, settings)
+            optimiser.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            step += 1
+            values = {k: float(v) for k, v in losses.items()}
+            if progress is not None:
+                progress(step, settings.steps, values)
+            if step % settings.log_every == 0 or step == settings.steps:
+                entry = {"step": step, "elapsed_s": round(time.monotonic() - started, 1), **values}
+                log_file.write(json.dumps(entry) + "\n")
+                log_file.flush()
+            if step % settings.checkpoint_every == 0 or step == settings.steps:
+                record.update(steps=step, wall_time_s=round(time.monotonic() - started, 1))
+                save_checkpoint(
+                    last,
+                    model,
+                    record,
+                    extra={
+                        "optimiser": optimiser.state_dict(),
+                        "schedule": schedule.state_dict(),
+                        "step": step,
+                        "elapsed_s": time.monotonic() - started,
+                    },
+                )
+    record.update(steps=step, wall_time_s=round(time.monotonic() - started, 1))
+    final = out / "model.pt"
+    save_checkpoint(final, model, record)
+    return final
