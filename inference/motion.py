@@ -20,6 +20,9 @@ from inference.preprocess import ModelGrid, find_heart_centres, normalise_intens
 
 log = logging.getLogger(__name__)
 
+#: intensity percentile of each slice's model-grid crop that is scaled to 1 (as in training)
+CROP_PERCENTILE = 99.5
+
 #: called with (slices done, slices in all) after each batch
 Progress = Callable[[int, int], None]
 
@@ -69,6 +72,9 @@ def estimate_motion(
     grid = ModelGrid(centres, tuple(pixel_spacing), (h, w), cfg.grid_size, cfg.spacing_mm)
     order = cycle_order(t, ed_phase)
     frames = grid.to_model(norm[:, order])
+    # Each slice's crop scaled as in training: its 99.5th percentile -> 1.
+    scale = torch.quantile(frames.flatten(1), CROP_PERCENTILE / 100, dim=1).clamp_min(1e-6)
+    frames = frames / scale.view(-1, 1, 1, 1, 1)
     model = model.to(device)
     out = []
     with torch.inference_mode():

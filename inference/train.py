@@ -54,7 +54,7 @@ class TrainSettings:
     myocardium_weight: float = 4.0
     checkpoint_every: int = 200
     log_every: int = 20
-    loader_workers: int = 1
+    loader_workers: int = 0
 
 
 def augment(sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -93,6 +93,14 @@ class _Indexed(Dataset):
             k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in sample.items()
         }
         return augment(sample, np.random.default_rng([self.seed, index]))
+
+
+def learning_rate_factor(step: int, total: int, warmup: int = 100) -> float:
+    """Linear warm-up, then cosine decay to 5% at ``total`` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress))
 
 
 def training_losses(
@@ -153,12 +161,9 @@ def train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_flush_denormal(True)  # denormal gradients otherwise slow the CPU tenfold
     model = MotionModel(model_config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-5)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=settings.lr, total_steps=settings.steps, pct_start=0.05
-    )
     step, elapsed = 0, 0.0
     last = out / "last.pt"
     if resume and last.exists():
@@ -167,9 +172,12 @@ def train(
             raise ValueError(f"{last} was trained with another model configuration")
         model.load_state_dict(state["state_dict"])
         optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
         step, elapsed = int(state["step"]), float(state["elapsed_s"])
         log.info("resuming %s at step %d", out, step)
+    # The schedule is a pure function of the step, so a run can be resumed, and extended
+    # with a larger ``steps``, without any scheduler state.
+    for group in optimiser.param_groups:
+        group["lr"] = settings.lr * learning_rate_factor(step, settings.steps)
 
     record = dict(provenance or {})
     record.update(settings=dataclasses.asdict(settings), model=model_config.to_dict())
@@ -189,9 +197,10 @@ def train(
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
-            schedule.step()
             step += 1
-            values = {k: float(v) for k, v in losses.items()}
+            for group in optimiser.param_groups:
+                group["lr"] = settings.lr * learning_rate_factor(step, settings.steps)
+            values = {k: v.item() for k, v in losses.items()}
             if progress is not None:
                 progress(step, settings.steps, values)
             if step % settings.log_every == 0 or step == settings.steps:
@@ -206,7 +215,6 @@ def train(
                     record,
                     extra={
                         "optimiser": optimiser.state_dict(),
-                        "schedule": schedule.state_dict(),
                         "step": step,
                         "elapsed_s": time.monotonic() - started,
                     },

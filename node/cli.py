@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "config": "node.commands.config",
     "inspect": "node.commands.inspect",
     "phantom": "node.commands.phantom",
+    "analyze": "node.commands.analyze",
+    "train": "node.commands.train",
 }
 
 

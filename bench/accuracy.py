@@ -1,0 +1,156 @@
+"""Motion accuracy and speed on held-out phantom cases: model vs demons vs zero motion.
+
+    .venv/bin/python bench/accuracy.py [--cases 6] [--threads 2] [--out bench/out/accuracy.json]
+
+Every method runs on the same cases in one run and answers in the same contract
+(``u[S, T, 2, H, W]`` mm on the ED grid). Metrics, over all phases but ED:
+
+- myocardial end-point error, mean and 95th percentile (mm);
+- end-point error elsewhere in the heart (LV and RV blood pools, mm);
+- folding: share of myocardial pixels with det F <= 0 (F = I + grad u);
+- runtime per slice (s), median over cases.
+
+Held-out cases use seeds from 900000 up, which training never draws (training samples
+come from seeds below 100000, see ``inference/phantom/dataset.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inference.baselines import demons_motion, zero_motion
+from inference.checkpoint import load_model, shipped_weights_path
+from inference.motion import estimate_motion
+from inference.phantom.case import generate_case
+from inference.strain import deformation_gradient
+
+HELD_OUT_SEED = 900_000
+
+
+def motion_metrics(u: np.ndarray, case) -> dict[str, float]:
+    """EPE and folding of ``u`` against the case's truth (all phases but ED)."""
+    truth = case.truth
+    keep = [t for t in range(u.shape[1]) if t != truth.ed_phase]
+    err = np.linalg.norm(u[:, keep] - truth.displacement[:, keep], axis=2)  # S, T', H, W
+    myo = np.broadcast_to(truth.myocardium[:, None], err.shape)
+    blood = np.broadcast_to((truth.lv_cavity | truth.rv_cavity)[:, None], err.shape)
+    spacing = tuple(float(v) for v in case.params.geometry.spacing)
+    det = np.stack(
+        [
+            np.linalg.det(np.moveaxis(deformation_gradient(u_s, spacing), (1, 2), (-2, -1)))
+            for u_s in u[:, keep]
+        ]
+    )  # S, T', H, W
+    return {
+        "epe_myo_mean_mm": float(err[myo].mean()),
+        "epe_myo_p95_mm": float(np.percentile(err[myo], 95)),
+        "epe_blood_mean_mm": float(err[blood].mean()),
+        "folding_pct": float(100 * (det[myo] <= 0).mean()),
+    }
+
+
+def methods(threads: int, variants: list[str], pairings: list[str], weights_dir: Path | None):
+    """name -> function(pixels, spacing, ed) -> u."""
+    out = {}
+    for temporal in variants:
+        path = (weights_dir / f"{temporal}.pt") if weights_dir else shipped_weights_path(temporal)
+        if not path.exists():
+            print(f"(no weights for {temporal}: {path})", file=sys.stderr)
+            continue
+        for pairing in pairings:
+            model, _ = load_model(path, pairing=pairing)
+
+            def run(px, sp, ed, model=model):
+                return estimate_motion(px, sp, ed, model)
+
+            out[f"model-{temporal}-{pairing}"] = run
+    out["demons"] = lambda px, sp, ed: demons_motion(px, sp, ed)
+    out["zero"] = lambda px, sp, ed: zero_motion(px)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--variants", default="gru,transformer,none")
+    parser.add_argument("--pairings", default="anchored,consecutive")
+    parser.add_argument("--weights-dir", type=Path, help="NAME.pt per variant (default: shipped)")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/accuracy.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+
+    todo = methods(
+        args.threads, args.variants.split(","), args.pairings.split(","), args.weights_dir
+    )
+    rows: dict[str, list[dict]] = {name: [] for name in todo}
+    for i in range(args.cases):
+        case = generate_case(HELD_OUT_SEED + i)
+        s, t, h, w = case.shape
+        spacing = tuple(float(v) for v in case.params.geometry.spacing)
+        px = case.pixels.astype(np.float32)
+        print(f"case {i}: {s}x{t}x{h}x{w}, {spacing[0]:.2f} mm", file=sys.stderr)
+        for name, fn in todo.items():
+            start = time.perf_counter()
+            u = fn(px, spacing, case.truth.ed_phase)
+            elapsed = time.perf_counter() - start
+            m = motion_metrics(u, case)
+            m["runtime_per_slice_s"] = elapsed / s
+            m["runtime_per_slice_25_phases_s"] = elapsed / s * 25 / (t - 1) if t > 1 else 0.0
+            rows[name].append(m)
+
+    summary = {}
+    for name, per_case in rows.items():
+        keys = per_case[0].keys()
+        agg = {k: float(np.mean([r[k] for r in per_case])) for k in keys}
+        agg["runtime_per_slice_s"] = float(np.median([r["runtime_per_slice_s"] for r in per_case]))
+        agg["runtime_per_slice_25_phases_s"] = float(
+            np.median([r["runtime_per_slice_25_phases_s"] for r in per_case])
+        )
+        summary[name] = agg
+
+    header = (
+        f"{'method':34s} {'EPE myo':>8s} {'p95':>6s} {'EPE blood':>9s} "
+        f"{'fold %':>7s} {'s/slice':>8s} {'s/25ph':>7s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, a in summary.items():
+        print(
+            f"{name:34s} {a['epe_myo_mean_mm']:8.3f} {a['epe_myo_p95_mm']:6.2f} "
+            f"{a['epe_blood_mean_mm']:9.3f} {a['folding_pct']:7.3f} "
+            f"{a['runtime_per_slice_s']:8.3f} {a['runtime_per_slice_25_phases_s']:7.3f}"
+        )
+    if "demons" in summary:
+        ref = summary["demons"]["epe_myo_mean_mm"]
+        print("\nmyocardial EPE relative to demons (lower is better):")
+        for name, a in summary.items():
+            print(f"  {name:34s} {a['epe_myo_mean_mm'] / ref:6.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "cases": args.cases,
+                "held_out_seed": HELD_OUT_SEED,
+                "threads": args.threads,
+                "summary": summary,
+                "per_case": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""``cinestrain analyze``: the whole pipeline on a folder of DICOM files, no networking."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from config import ConfigError, load_config
+from dicom_io import CineSeriesError
+from inference.checkpoint import CheckpointError
+from node.pipeline import AnalysisRequest, run_analysis
+
+HELP = "estimate myocardial motion (and strain) of the cine stack in a folder"
+
+
+def _ed_phase(value: str) -> str | int:
+    if value == "auto":
+        return value
+    try:
+        index = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be 'auto' or a 0-based phase index") from None
+    if index < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return index
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, help="DICOM folder(s) or files")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    parser.add_argument("--config", type=Path, help="node configuration for model defaults")
+    parser.add_argument("--pairing", choices=("anchored", "consecutive"), help="default: config")
+    parser.add_argument(
+        "--temporal", choices=("gru", "transformer", "none"), help="default: config"
+    )
+    parser.add_argument("--weights", type=Path, help="model file (default: the shipped weights)")
+    parser.add_argument(
+        "--ed-phase", type=_ed_phase, help="'auto' (largest LV blood pool) or a phase index"
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: config")
+    parser.add_argument("--series", help="SeriesInstanceUID of the stack to analyse")
+    parser.add_argument(
+        "--save-motion", action="store_true", help="also write motion.npz (displacement in mm)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"cinestrain: {exc}", file=sys.stderr)
+        return 2
+    request = AnalysisRequest(
+        inputs=tuple(args.inputs),
+        out_dir=args.out,
+        pairing=args.pairing or cfg.model.pairing,
+        temporal=args.temporal or cfg.model.temporal,
+        weights=args.weights or cfg.model.weights,
+        ed_phase=cfg.model.ed_phase if args.ed_phase is None else args.ed_phase,
+        device=args.device or cfg.worker.device,
+        save_motion=args.save_motion,
+        series_instance_uid=args.series,
+    )
+    for path in request.inputs:
+        if not path.exists():
+            print(f"cinestrain: {path}: no such file or folder", file=sys.stderr)
+            return 2
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="slice", file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        outcome = run_analysis(request, progress)
+    except (CineSeriesError, CheckpointError, ValueError) as exc:
+        print(f"cinestrain: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for bar in bars.values():
+            bar.close()
+    s, t, h, w = outcome.shape
+    print(f"series {outcome.series_instance_uid}: {s} slices x {t} phases, {h}x{w}")
+    print(f"ED phase {outcome.ed_phase} ({outcome.ed_phase_source})")
+    print(
+        f"motion: {request.temporal} model, {request.pairing} pairing, "
+        f"{outcome.timings_s['motion_s']:.1f} s"
+    )
+    for warning in outcome.warnings:
+        print(f"warning: {warning}")
+    for path in outcome.files:
+        print(f"wrote {path}")
+    if not outcome.files:
+        print("nothing written: add --save-motion for motion.npz")
+    return 0

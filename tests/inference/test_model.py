@@ -1,0 +1,129 @@
+"""The motion model's wiring, the model grid, and a training smoke test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from inference.model import MotionConfig, MotionModel
+from inference.pairing import cycle_order, make_pairs
+from inference.preprocess import ModelGrid
+from inference.train import TrainSettings, training_losses
+from inference.warp import compose_sequence
+
+VARIANTS = [(t, p) for t in ("gru", "transformer", "none") for p in ("anchored", "consecutive")]
+
+
+@pytest.mark.parametrize(("temporal", "pairing"), VARIANTS)
+def test_any_number_of_phases(temporal: str, pairing: str) -> None:
+    torch.manual_seed(0)
+    model = MotionModel(MotionConfig(temporal=temporal, pairing=pairing, grid_size=32)).eval()
+    for t in (8, 13):
+        frames = torch.rand(2, t, 1, 32, 32)
+        with torch.no_grad():
+            fields = model(frames)
+            u = model.lagrangian(fields)
+        assert fields.shape == (2, t - 1, 2, 32, 32)
+        assert u.shape == (2, t, 2, 32, 32)
+        assert torch.count_nonzero(u[:, 0]) == 0
+
+
+def test_frames_are_encoded_once() -> None:
+    """Siamese: every frame's features are computed once, whatever the pairs."""
+    model = MotionModel(MotionConfig(grid_size=32, pairing="consecutive")).eval()
+    seen = []
+    model.encoder.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
+    with torch.no_grad():
+        model(torch.rand(1, 10, 1, 32, 32))
+    assert seen == [10]
+
+
+def test_temporal_units_see_other_pairs() -> None:
+    """Changing one frame changes other pairs' fields with GRU/transformer, not without."""
+    torch.manual_seed(0)
+    frames = torch.rand(1, 8, 1, 32, 32)
+    changed = frames.clone()
+    changed[:, 7] = torch.rand(1, 32, 32)
+    for temporal, expect_change in (("gru", True), ("transformer", True), ("none", False)):
+        model = MotionModel(MotionConfig(temporal=temporal, grid_size=32, refine=False)).eval()
+        torch.nn.init.normal_(model.decoder.head.weight, std=0.1)
+        with torch.no_grad():
+            a, b = model(frames), model(changed)
+        # pair 0 is (ED, 1): frame 7 is not in it
+        differs = not torch.allclose(a[:, 0], b[:, 0], atol=1e-7)
+        assert differs == expect_change, temporal
+
+
+def test_consecutive_fields_are_composed() -> None:
+    model = MotionModel(MotionConfig(grid_size=32, pairing="consecutive"))
+    steps = torch.randn(1, 5, 2, 32, 32) * 0.5
+    u = model.lagrangian(steps)
+    assert torch.allclose(u[:, 1:], compose_sequence(steps))
+
+
+def test_pairing_orders() -> None:
+    assert cycle_order(5, 3).tolist() == [3, 4, 0, 1, 2]
+    assert make_pairs(4, "anchored") == [(0, 1), (0, 2), (0, 3)]
+    assert make_pairs(4, "consecutive") == [(0, 1), (1, 2), (2, 3)]
+    with pytest.raises(ValueError, match="ed_phase"):
+        cycle_order(5, 5)
+
+
+def test_config_refuses_bad_values() -> None:
+    with pytest.raises(ValueError, match="pairing"):
+        MotionConfig(pairing="both")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        MotionConfig(grid_size=60)
+
+
+def test_model_grid_round_trip() -> None:
+    """A constant field in mm comes back unchanged on the native grid inside the crop."""
+    grid = ModelGrid(np.array([[40.0, 50.0]]), (1.25, 1.5), (90, 100), 32, 2.0)
+    # frames: a ramp along rows, value = row index in native pixels
+    ramp = np.broadcast_to(np.arange(90, dtype=np.float32)[:, None], (90, 100))
+    on_model = grid.to_model(np.ascontiguousarray(ramp[None, None]))
+    centre_row = on_model[0, 0, 0, 16, :].mean()
+    assert abs(centre_row - (40 + 0.5 * 2.0 / 1.25)) < 0.3  # grid centre sits at row 40.8
+    step = float(on_model[0, 0, 0, 20, 16] - on_model[0, 0, 0, 19, 16])
+    assert step == pytest.approx(2.0 / 1.25, rel=0.02)
+    field = torch.zeros(1, 1, 2, 32, 32)
+    field[:, :, 0], field[:, :, 1] = 1.5, -0.75
+    native = grid.to_native(field)
+    assert native.shape == (1, 1, 2, 90, 100)
+    inside = native[0, 0, :, 30:50, 40:60]
+    assert np.allclose(inside[0], 1.5, atol=1e-5) and np.allclose(inside[1], -0.75, atol=1e-5)
+    assert np.all(native[0, 0, :, 0, 0] == 0)  # outside the crop: no motion
+
+
+def test_a_few_training_steps_reduce_the_loss() -> None:
+    """Smoke test: the losses backpropagate and the optimiser makes progress (seconds)."""
+    torch.manual_seed(0)
+    model = MotionModel(MotionConfig(grid_size=32))
+    rows = torch.arange(32.0).view(32, 1)
+    cols = torch.arange(32.0).view(1, 32)
+    frames, truth = [], []
+    for t in range(8):
+        shift = 1.5 * np.sin(np.pi * t / 8)  # a blob moving down and back
+        frames.append(torch.exp(-((rows - 16 - shift) ** 2 + (cols - 16) ** 2) / 30.0))
+        u = torch.zeros(2, 32, 32)
+        u[0] = shift * 2.0  # mm at 2 mm per pixel
+        truth.append(u)
+    sample = {
+        "frames": torch.stack(frames).unsqueeze(1),
+        "u": torch.stack(truth),
+        "myocardium": torch.ones(32, 32, dtype=torch.bool),
+        "ed_phase": 0,
+        "spacing_mm": 2.0,
+    }
+    settings = TrainSettings()
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
+    first = None
+    for _ in range(15):
+        losses = training_losses(model, sample, settings)
+        optimiser.zero_grad()
+        losses["total"].backward()
+        optimiser.step()
+        first = first if first is not None else losses["total"].item()
+    assert losses["total"].item() < 0.8 * first
+    assert set(losses) >= {"epe_anchored_mm", "epe_consecutive_mm", "ncc", "smooth", "compose_px"}
