@@ -16,12 +16,17 @@ from inference.preprocess import normalise_intensity
 
 @dataclass(frozen=True)
 class DemonsSettings:
-    """Diffeomorphic demons, multi-resolution (tuned on training phantoms, not test ones).
+    """Demons (SimpleITK registration framework), multi-resolution.
+
+    Tuned on phantom seeds 800000-800001 (neither training nor benchmark cases): total
+    field smoothing sigma 1.0 / 1.5 / 2.5 / 3.5 / 5.0 px gave myocardial EPE 0.39 / 0.27 /
+    0.25 / 0.37 / 0.64 mm; 150 iterations instead of 50 changed it by under 0.01 mm, and
+    shrink factors (2, 1) instead of (4, 2, 1) did no better.
 
     Attributes
     ----------
     iterations
-        Iterations per level, coarsest first.
+        Gradient-descent iterations per level.
     shrink
         Shrink factor per level.
     smoothing_sigmas
@@ -30,10 +35,10 @@ class DemonsSettings:
         Standard deviation of the displacement-field smoothing, pixels.
     """
 
-    iterations: tuple[int, ...] = (60, 40, 20)
+    iterations: int = 50
     shrink: tuple[int, ...] = (4, 2, 1)
     smoothing_sigmas: tuple[float, ...] = (2.0, 1.0, 0.0)
-    field_sigma: float = 1.5
+    field_sigma: float = 2.5
 
 
 def zero_motion(pixels: np.ndarray) -> np.ndarray:
@@ -50,7 +55,9 @@ def _demons_pair(fixed: np.ndarray, moving: np.ndarray, settings: DemonsSettings
     initial = sitk.Image(f.GetSize(), sitk.sitkVectorFloat64)
     initial.CopyInformation(f)
     transform = sitk.DisplacementFieldTransform(initial)
-    transform.SetSmoothingGaussianOnUpdate(varianceForUpdateField=0.0, varianceForTotalField=1.0)
+    transform.SetSmoothingGaussianOnUpdate(
+        varianceForUpdateField=0.0, varianceForTotalField=settings.field_sigma**2
+    )
     reg.SetInitialTransform(transform, inPlace=True)
     reg.SetMetricAsDemons(0.01)
     reg.SetShrinkFactorsPerLevel(list(settings.shrink))
@@ -58,7 +65,7 @@ def _demons_pair(fixed: np.ndarray, moving: np.ndarray, settings: DemonsSettings
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsGradientDescent(
         learningRate=1.0,
-        numberOfIterations=max(settings.iterations),
+        numberOfIterations=settings.iterations,
         estimateLearningRate=reg.Never,
     )
     reg.Execute(f, m)
