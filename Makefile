@@ -33,13 +33,12 @@ debs:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
+# `make run`: the node in the foreground on the embedded defaults (loopback only), also
+# accepting the calling AE titles in ALLOW_CALLERS (DCMTK storescu/echoscu defaults) so that
+# `storescu 127.0.0.1 11112 FILES` works at once. With CONFIG=PATH only that file decides.
+ALLOW_CALLERS ?= STORESCU ECHOSCU
 run: setup
-	@if $(BIN)/cinestrain --help | grep -qw run; then \
-	  $(BIN)/cinestrain run $(if $(CONFIG),--config $(CONFIG)); \
-	else \
-	  echo "The DICOM node service is not built yet (the node issue adds 'cinestrain run')."; \
-	  echo "Available now: $(BIN)/cinestrain --help"; exit 1; \
-	fi
+	$(BIN)/cinestrain serve $(if $(CONFIG),--config $(CONFIG),$(foreach ae,$(ALLOW_CALLERS),--allow-caller $(ae)))
 
 test: setup
 	$(BIN)/ruff check .

@@ -167,6 +167,7 @@ class SchedulerSection(_Section):
     series_stable_seconds: float = Field(60.0, gt=0, le=86400)
     complete_grace_seconds: float = Field(10.0, ge=0, le=3600)
     tick_seconds: float = Field(2.0, gt=0, le=600)
+    purge_interval_seconds: float = Field(3600.0, gt=0, le=86400)
 
 
 class WorkerSection(_Section):
@@ -175,6 +176,7 @@ class WorkerSection(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     processes: int = Field(1, ge=1, le=16)
     torch_threads: int = Field(0, ge=0, le=256, description="0: let torch decide")
+    save_motion: bool = Field(True, description="keep motion.npz with each job's results")
 
 
 class ModelSettings(_Section):
@@ -227,6 +229,7 @@ class LoggingSection(_Section):
     """Log level and optional file (stderr / the journal when empty)."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
     file: Path | None = None
 
 

@@ -21,6 +21,10 @@ COMMANDS: dict[str, str] = {
     "phantom": "node.commands.phantom",
     "analyze": "node.commands.analyze",
     "train": "node.commands.train",
+    "serve": "node.commands.serve",
+    "status": "node.commands.status",
+    "echo": "node.commands.echo",
+    "retry": "node.commands.retry",
 }
 
 

@@ -1,0 +1,233 @@
+"""Sending results: C-STORE to DICOM destinations, copies to folders; retries, dead letter.
+
+Each finished job has one export per configured destination. A failed try is retried
+after ``export.retry_initial_seconds``, doubling up to ``export.retry_max_seconds``;
+after ``export.retry_max`` retries the export is dead (shown by ``cinestrain status``)
+until ``cinestrain retry JOB`` queues it again. Nothing is ever dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.filereader import read_file_meta_info
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+from config.schema import DicomDestination, ExportSection, FolderDestination, NodeConfig
+from node.errors import ExportError, UnknownDestinationError
+from node.index import Index
+from node.spool import copy_atomic
+from node.states import ExportState, job_dir_name
+
+log = logging.getLogger(__name__)
+
+#: C-STORE statuses that mean the object was stored (success and warnings)
+_STORED = {0x0000, 0x0107, 0x0116} | set(range(0xB000, 0xC000))
+
+
+def is_dicom_file(path: Path) -> bool:
+    """Whether a file is in the DICOM file format (``DICM`` after the preamble)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def result_files(out_dir: Path) -> list[Path]:
+    """Every file a job wrote, sorted."""
+    if not out_dir.is_dir():
+        return []
+    return sorted(p for p in out_dir.rglob("*") if p.is_file())
+
+
+def backoff_seconds(attempt: int, rules: ExportSection) -> float:
+    """Delay before the try after failed try number ``attempt`` (1-based), seconds."""
+    return min(rules.retry_initial_seconds * 2 ** max(attempt - 1, 0), rules.retry_max_seconds)
+
+
+def client_ssl_context(dest: DicomDestination) -> ssl.SSLContext | None:
+    """The TLS context towards a destination, or None when TLS is off."""
+    if not dest.tls.enabled:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if dest.tls.ca_certificates is not None:
+        context.load_verify_locations(str(dest.tls.ca_certificates))
+    if dest.tls.certificate is not None:
+        context.load_cert_chain(str(dest.tls.certificate), str(dest.tls.private_key))
+    return context
+
+
+def _associate(dest: DicomDestination, cfg: NodeConfig, contexts: dict[str, set[str]]) -> Any:
+    ae = AE(ae_title=dest.calling_ae_title or cfg.node.ae_title)
+    ae.acse_timeout = cfg.node.timeouts.acse_s
+    ae.dimse_timeout = cfg.node.timeouts.dimse_s
+    ae.network_timeout = cfg.node.timeouts.network_s
+    for sop_class, syntaxes in contexts.items():
+        ae.add_requested_context(sop_class, sorted(syntaxes))
+    context = client_ssl_context(dest)
+    tls_args = (context, dest.host) if context is not None else None
+    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, tls_args=tls_args)
+    if not assoc.is_established:
+        raise ExportError(
+            f"{dest.name}: no association with {dest.ae_title}@{dest.host}:{dest.port}"
+            f" ({_why_not(assoc)})"
+        )
+    return assoc
+
+
+def _why_not(assoc: Any) -> str:
+    if assoc.is_rejected and assoc.acceptor.primitive is not None:
+        rj = assoc.acceptor.primitive
+        return f"rejected: result {rj.result}, source {rj.result_source}, reason {rj.diagnostic}"
+    if assoc.is_aborted:
+        return "connection refused, aborted or timed out"
+    return "no answer"
+
+
+def echo(dest: DicomDestination, cfg: NodeConfig) -> int:
+    """C-ECHO a destination; return the status (0 = success).
+
+    Raises
+    ------
+    ExportError
+        No association.
+    """
+    assoc = _associate(dest, cfg, {Verification: {"1.2.840.10008.1.2"}})
+    try:
+        status = assoc.send_c_echo()
+        if not status or "Status" not in status:
+            raise ExportError(f"{dest.name}: no C-ECHO response")
+        return int(status.Status)
+    finally:
+        assoc.release()
+
+
+def send_dicom(dest: DicomDestination, cfg: NodeConfig, files: list[Path]) -> int:
+    """C-STORE every file over one association; return how many were stored.
+
+    Raises
+    ------
+    ExportError
+        No association, or a file refused (the message names the SOP Instance UID).
+    """
+    metas = {path: read_file_meta_info(path) for path in files}
+    contexts: dict[str, set[str]] = defaultdict(set)
+    for meta in metas.values():
+        contexts[str(meta.MediaStorageSOPClassUID)].add(str(meta.TransferSyntaxUID))
+    if len(contexts) > 128:
+        raise ExportError(f"{dest.name}: more than 128 SOP classes in one export")
+    assoc = _associate(dest, cfg, contexts)
+    stored = 0
+    try:
+        for path, meta in metas.items():
+            uid = str(meta.MediaStorageSOPInstanceUID)
+            status = assoc.send_c_store(dcmread(path))
+            code = int(status.Status) if status and "Status" in status else None
+            if code not in _STORED:
+                raise ExportError(
+                    f"{dest.name}: {dest.ae_title} answered "
+                    f"{'no status' if code is None else f'0x{code:04X}'} to {uid}"
+                )
+            stored += 1
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return stored
+
+
+def copy_to_folder(dest: FolderDestination, files: list[Path], out_dir: Path, folder: str) -> int:
+    """Copy every file under ``dest.path/folder`` (atomically); return how many."""
+    target = Path(dest.path) / folder
+    try:
+        for path in files:
+            copy_atomic(path, target / path.relative_to(out_dir))
+    except OSError as exc:
+        raise ExportError(f"{dest.name}: cannot copy to {target}: {exc}") from exc
+    return len(files)
+
+
+class Exporter:
+    """Tries due exports of the index (called from the scheduler).
+
+    Parameters
+    ----------
+    cfg
+        Destinations, retry rules and our AE title.
+    index
+        Where exports and jobs are recorded.
+    """
+
+    def __init__(self, cfg: NodeConfig, index: Index) -> None:
+        self.cfg = cfg
+        self.index = index
+        self.destinations = {d.name: d for d in cfg.destinations}
+
+    def poll(self) -> None:
+        """Try every export that is due."""
+        for row in self.index.due_exports(time.time()):
+            self.attempt(row)
+
+    def deliver(self, destination: str, job: dict[str, Any]) -> int:
+        """Send one job's results to one destination; return how many objects went.
+
+        Raises
+        ------
+        UnknownDestinationError
+            The destination is no longer configured.
+        ExportError
+            The delivery failed.
+        """
+        dest = self.destinations.get(destination)
+        if dest is None:
+            raise UnknownDestinationError(f"destination {destination!r} is not configured")
+        out_dir = Path(job["out_dir"])
+        listed = [Path(p) for p in json.loads(job["files"] or "[]")]
+        files = result_files(out_dir) or [p for p in listed if p.is_file()]
+        if isinstance(dest, FolderDestination):
+            stack = self.index.stack(job["stack_id"]) or {}
+            folder = f"{stack.get('study_uid', 'unknown-study')}/{job_dir_name(job['id'])}"
+            return copy_to_folder(dest, files, out_dir, folder)
+        dicom = [p for p in files if is_dicom_file(p)]
+        if not dicom:
+            log.info("job %d: no DICOM objects to send to %s", job["id"], dest.name)
+            return 0
+        return send_dicom(dest, self.cfg, dicom)
+
+    def attempt(self, row: dict[str, Any]) -> ExportState:
+        """One try of one export; record the outcome and return the new state."""
+        export_id, job_id, name = row["id"], row["job_id"], row["destination"]
+        attempts = int(row["attempts"]) + 1
+        self.index.update_export(export_id, ExportState.SENDING, attempts=attempts)
+        try:
+            sent = self.deliver(name, self.index.job(job_id))
+        except (ExportError, UnknownDestinationError, OSError) as exc:
+            rules = self.cfg.export
+            if attempts > rules.retry_max or isinstance(exc, UnknownDestinationError):
+                log.error(
+                    "export %d (job %d -> %s) dead after %d tries: %s",
+                    export_id, job_id, name, attempts, exc,
+                )
+                self.index.update_export(export_id, ExportState.DEAD, error=str(exc))
+                return ExportState.DEAD
+            delay = backoff_seconds(attempts, rules)
+            log.warning(
+                "export %d (job %d -> %s) try %d failed, next in %.1f s: %s",
+                export_id, job_id, name, attempts, delay, exc,
+            )
+            self.index.update_export(
+                export_id, ExportState.RETRY, next_attempt_at=time.time() + delay, error=str(exc)
+            )
+            return ExportState.RETRY
+        log.info("export %d (job %d -> %s): %d object(s) sent", export_id, job_id, name, sent)
+        self.index.update_export(export_id, ExportState.DONE, sent=sent)
+        return ExportState.DONE

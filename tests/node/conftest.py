@@ -1,0 +1,128 @@
+"""Fixtures of the node tests: configurations on free loopback ports, small cine studies."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import NodeConfig
+from config.load import parse_config
+from node.handlers import StoreContext
+from node.index import Index
+from node.scp import start_scp
+from node.spool import Spool
+from node.states import INDEX_FILE, SPOOL_DIR
+
+#: every subprocess of a test is bounded by this many seconds
+TOOL_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``extra`` into a copy of ``base``."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., NodeConfig]:
+    """``make_config(**sections)``: a node on a free port, storage in ``tmp_path``,
+    callers STORESCU and ECHOSCU allowed, quick scheduler ticks."""
+
+    def factory(**sections: Any) -> NodeConfig:
+        base = {
+            "node": {
+                "ae_title": "CINESTRAIN",
+                "port": free_port(),
+                "allowed_callers": [{"ae_title": "STORESCU"}, {"ae_title": "ECHOSCU"}],
+            },
+            "storage": {"directory": str(tmp_path / "store"), "min_free_mb": 1},
+            "scheduler": {
+                "series_stable_seconds": 3.0,
+                "complete_grace_seconds": 0.5,
+                "tick_seconds": 0.2,
+            },
+            "logging": {"level": "DEBUG"},
+        }
+        return parse_config(merge(base, sections))
+
+    return factory
+
+
+def run_tool(*argv: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a DCMTK tool, bounded, capturing its output."""
+    return subprocess.run(
+        [str(a) for a in argv], capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, env=env
+    )
+
+
+def storescu(cfg: NodeConfig, *files: str | Path, calling: str = "STORESCU",
+             called: str | None = None, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Push files with DCMTK ``storescu`` to the configured node."""
+    return run_tool(
+        "storescu", "-aet", calling, "-aec", called or cfg.node.ae_title, *extra,
+        "127.0.0.1", str(cfg.node.port), *files,
+    )
+
+
+class Receiver:
+    """An SCP with its spool and index, started and stopped by the test."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        root = cfg.storage.directory
+        self.spool = Spool(root / SPOOL_DIR, cfg.storage.min_free_mb)
+        self.index = Index(root / INDEX_FILE)
+        self.server = start_scp(cfg.node, StoreContext(self.spool, self.index, min(
+            cfg.scheduler.complete_grace_seconds, cfg.scheduler.series_stable_seconds)))
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.index.close()
+
+    def spooled(self) -> list[Path]:
+        return sorted(self.spool.iter_instances())
+
+
+
+
+@pytest.fixture
+def receiver(make_config) -> Iterator[Receiver]:
+    """An SCP with spool and index on the default test configuration."""
+    node = Receiver(make_config())
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def phantom_dir(tmp_path_factory) -> Path:
+    """A real phantom study: 3 slices x 8 phases, 64 x 64, one series per slice, plus
+    its myocardium SEG (``seg/seg.dcm``)."""
+    out = tmp_path_factory.mktemp("phantom")
+    result = subprocess.run(
+        ["cinestrain", "phantom", "--out", str(out), "--cases", "1", "--seed", "8",
+         "--per-slice-series", "--slices", "3-3", "--phases", "8-8", "--matrix", "64-64",
+         "--file-names", "random", "--no-noise"],
+        capture_output=True, text=True, timeout=TOOL_TIMEOUT_S,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    assert result.returncode == 0, result.stderr
+    return out / "case_000"

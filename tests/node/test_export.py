@@ -1,0 +1,158 @@
+"""Export of a job's DICOM results: Orthanc as the destination PACS (down, then up), folders,
+backoff and the dead letter, ``cinestrain retry`` and ``cinestrain echo``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node.cli import main
+from node.export import Exporter, backoff_seconds
+from node.index import Index
+from node.states import INDEX_FILE, ExportState
+from tests.node.conftest import free_port
+
+ORTHANC = shutil.which("Orthanc")
+
+
+class Orthanc:
+    """Orthanc on loopback with a throw-away configuration (no auth, store from anyone)."""
+
+    def __init__(self, root: Path, dicom_port: int) -> None:
+        self.dicom_port, self.http_port = dicom_port, free_port()
+        config = {
+            "Name": "cinestrain-test", "StorageDirectory": str(root / "storage"),
+            "IndexDirectory": str(root / "index"), "DicomAet": "ORTHANC",
+            "DicomPort": dicom_port, "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+            "DicomModalities": {}, "DicomAlwaysAllowStore": True,
+        }
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "orthanc.json").write_text(json.dumps(config))
+        self.log = (root / "orthanc.log").open("w")
+        self.proc = subprocess.Popen([ORTHANC, str(root / "orthanc.json")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.instances()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("Orthanc did not start within 30 s")
+
+    def instances(self) -> list[str]:
+        url = f"http://127.0.0.1:{self.http_port}/instances"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+        self.log.close()
+
+
+@pytest.fixture
+def finished_job(make_config, make_study, tmp_path) -> Iterator[tuple]:
+    """A done job whose output folder holds 3 DICOM objects and a non-DICOM file, with
+    an Orthanc destination (not running yet) and a folder destination."""
+    from dicom_io.mr import write_cine_classic
+
+    orthanc_port = free_port()
+    cfg = make_config(
+        destinations=[
+            {"kind": "dicom", "name": "pacs", "ae_title": "ORTHANC", "host": "127.0.0.1",
+             "port": orthanc_port},
+            {"kind": "folder", "name": "archive", "path": str(tmp_path / "archive")},
+        ],
+        export={"retry_max": 2, "retry_initial_seconds": 0.1, "retry_max_seconds": 0.2},
+        node={"timeouts": {"acse_s": 5, "network_s": 5}},
+    )
+    index = Index(cfg.storage.directory / INDEX_FILE)
+    stack_id = index.upsert_stack("1.2.3", ["1.2.3.4"], "1x8x32x32", 8, "queued")
+    job_id = index.create_job(stack_id, "digest", {"inputs": []},
+                              cfg.storage.directory / "results", "complete")
+    out_dir = Path(index.job(job_id)["out_dir"])
+    files = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
+    (out_dir / "report.json").write_text("{}")
+    index.claim_job()
+    index.finish_job(job_id, [str(p) for p in files], ["pacs", "archive"])
+    yield cfg, index, job_id, orthanc_port
+    index.close()
+
+
+def test_backoff_doubles_up_to_the_cap(make_config):
+    rules = make_config(export={"retry_initial_seconds": 30, "retry_max_seconds": 100}).export
+    assert [backoff_seconds(n, rules) for n in (1, 2, 3, 4)] == [30, 60, 100, 100]
+
+
+@pytest.mark.skipif(ORTHANC is None, reason="Orthanc not installed")
+def test_destination_down_is_retried_then_delivered(finished_job, tmp_path):
+    cfg, index, job_id, port = finished_job
+    exporter = Exporter(cfg, index)
+    states = {r["destination"]: exporter.attempt(r) for r in index.due_exports(time.time())}
+    assert states == {"pacs": ExportState.RETRY, "archive": ExportState.DONE}
+    copied = sorted(p.name for p in (tmp_path / "archive").rglob("*") if p.is_file())
+    assert len(copied) == 4 and "report.json" in copied
+    [pacs] = [r for r in index.exports(job_id) if r["destination"] == "pacs"]
+    assert pacs["attempts"] == 1 and "no association" in pacs["last_error"]
+    assert pacs["next_attempt_at"] > time.time() - 1
+
+    orthanc = Orthanc(tmp_path / "orthanc", port)
+    try:
+        time.sleep(0.25)  # the backoff
+        exporter.poll()
+        [pacs] = [r for r in index.exports(job_id) if r["destination"] == "pacs"]
+        assert pacs["state"] == ExportState.DONE and pacs["sent"] == 3
+        assert len(orthanc.instances()) == 3
+        assert main(["echo", "pacs", "--config", str(write_config(cfg, tmp_path))]) == 0
+    finally:
+        orthanc.stop()
+
+
+def write_config(cfg, tmp_path: Path) -> Path:
+    import tomli_w
+
+    from node.commands.config import _without_none
+
+    path = tmp_path / "node.toml"
+    path.write_text(tomli_w.dumps(_without_none(cfg.model_dump(mode="json"))))
+    return path
+
+
+def test_dead_letter_then_cinestrain_retry(finished_job, tmp_path, capsys):
+    cfg, index, job_id, _ = finished_job
+    exporter = Exporter(cfg, index)
+    for _ in range(cfg.export.retry_max + 1):
+        for row in index.exports(job_id):
+            if row["destination"] == "pacs":
+                exporter.attempt(row)
+    [pacs] = [r for r in index.exports(job_id) if r["destination"] == "pacs"]
+    assert pacs["state"] == ExportState.DEAD and pacs["attempts"] == 3
+    due = index.due_exports(time.time() + 3600)
+    assert [r["destination"] for r in due] == ["archive"]  # the dead one is never due
+
+    config = write_config(cfg, tmp_path)
+    assert main(["status", "--config", str(config), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["exports"]["dead"] == 1 and report["dead_exports"][0]["job_id"] == job_id
+    assert main(["status", "--config", str(config)]) == 1
+    assert f"cinestrain retry {job_id}" in capsys.readouterr().out
+
+    assert main(["retry", str(job_id), "--config", str(config)]) == 0
+    states = {r["destination"]: r["state"] for r in index.exports(job_id)}
+    assert states == {"pacs": ExportState.PENDING, "archive": ExportState.PENDING}
+    assert main(["echo", "pacs", "--config", str(config)]) == 1  # still down
+    assert main(["echo", "nowhere", "--config", str(config)]) == 2

@@ -1,0 +1,133 @@
+"""Received series become stacks and jobs: complete, stable, late slices, non-cine series."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from node.scheduler import StackTracker
+from node.states import JobState, SeriesState, StackState
+from tests.node.conftest import TOOL_TIMEOUT_S, storescu
+
+pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")
+
+
+def phantom_files(phantom_dir: Path) -> dict[str, list[Path]]:
+    """The phantom's files by series UID."""
+    by_series: dict[str, list[Path]] = {}
+    for path in sorted((phantom_dir / "dicom").iterdir()):
+        by_series.setdefault(dcmread(path, stop_before_pixels=True).SeriesInstanceUID,
+                             []).append(path)
+    return by_series
+
+
+def push_parallel(cfg, files: list[Path], seed: int = 0) -> None:
+    """Files in random order over two parallel storescu associations."""
+    files = list(files)
+    random.Random(seed).shuffle(files)
+    halves = [files[0::2], files[1::2]]
+    procs = [
+        subprocess.Popen(
+            ["storescu", "-R", "-aet", "STORESCU", "-aec", cfg.node.ae_title, "127.0.0.1",
+             str(cfg.node.port), *map(str, half)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for half in halves
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=TOOL_TIMEOUT_S)
+        assert proc.returncode == 0, err
+
+
+def tracker_of(receiver) -> StackTracker:
+    return StackTracker(receiver.cfg, receiver.index, receiver.cfg.storage.directory / "results")
+
+
+def last_received(receiver) -> float:
+    return max(r["received_at"] for r in receiver.index._all("SELECT received_at FROM instances"))
+
+
+def test_parallel_random_push_becomes_one_complete_job(receiver, phantom_dir):
+    series = phantom_files(phantom_dir)
+    assert len(series) == 3
+    files = [p for paths in series.values() for p in paths]
+    push_parallel(receiver.cfg, [*files, phantom_dir / "seg" / "seg.dcm"])
+    tracker = tracker_of(receiver)
+    rules = receiver.cfg.scheduler
+    last = last_received(receiver)
+
+    tracker.tick(now=last + rules.complete_grace_seconds / 2)  # too early: nothing decided
+    assert receiver.index.jobs() == []
+    tracker.tick(now=last + rules.complete_grace_seconds + 0.01)  # complete + grace
+    jobs = receiver.index.jobs()
+    assert len(jobs) == 1 and jobs[0]["state"] == JobState.PENDING
+    assert jobs[0]["trigger"] == "complete"
+    request = json.loads(jobs[0]["request"])
+    assert len(request["inputs"]) == 24
+    assert {dcmread(p, stop_before_pixels=True).SeriesInstanceUID
+            for p in request["inputs"]} == set(series)
+    assert request["out_dir"].endswith(f"job-{jobs[0]['id']}")
+    [stack] = receiver.index.stacks()
+    assert stack["state"] == StackState.QUEUED and stack["shape"] == "3x8x64x64"
+    seg_uid = dcmread(phantom_dir / "seg" / "seg.dcm", stop_before_pixels=True).SeriesInstanceUID
+    seg = receiver.index.series(seg_uid)
+    assert seg["state"] == SeriesState.SKIPPED and "not MR images" in seg["reason"]
+
+    tracker.tick(now=last + 3600)  # nothing new: no second job
+    assert len(receiver.index.jobs()) == 1
+
+
+def test_late_slice_makes_a_new_job_that_replaces_the_first(receiver, phantom_dir):
+    series = list(phantom_files(phantom_dir).values())
+    tracker = tracker_of(receiver)
+    assert storescu(receiver.cfg, *series[0], *series[1]).returncode == 0
+    tracker.tick(now=last_received(receiver) + 1.0)
+    [first] = receiver.index.jobs()
+    assert len(json.loads(first["request"])["inputs"]) == 16
+    assert receiver.index.claim_job()["id"] == first["id"]
+    receiver.index.finish_job(first["id"], [], [])
+
+    assert storescu(receiver.cfg, *series[2]).returncode == 0  # the late slice
+    tracker.tick(now=last_received(receiver) + 1.0)
+    jobs = receiver.index.jobs()
+    assert len(jobs) == 2 and jobs[1]["state"] == JobState.PENDING
+    assert len(json.loads(jobs[1]["request"])["inputs"]) == 24
+    assert len(receiver.index.stacks()) == 1  # the same stack, grown
+    receiver.index.claim_job()
+    receiver.index.finish_job(jobs[1]["id"], [], [])
+    assert receiver.index.job(first["id"])["state"] == JobState.SUPERSEDED
+
+
+def test_incomplete_series_waits_then_is_stable_or_skipped(receiver, phantom_dir):
+    series = list(phantom_files(phantom_dir).values())
+    tracker = tracker_of(receiver)
+    rules = receiver.cfg.scheduler
+    # one whole slice, and three phases of another (an interrupted push)
+    assert storescu(receiver.cfg, *series[0], *series[1][:3]).returncode == 0
+    last = last_received(receiver)
+    tracker.tick(now=last + rules.complete_grace_seconds + 0.01)
+    assert receiver.index.jobs() == []  # the partial slice keeps the study waiting
+    study = receiver.index._one("SELECT * FROM studies")
+    assert study["next_scan_at"] == pytest.approx(last + rules.series_stable_seconds)
+
+    tracker.tick(now=last + rules.series_stable_seconds + 0.01)
+    [job] = receiver.index.jobs()
+    assert job["trigger"] == "complete"  # the whole slice, by itself
+    partial = dcmread(series[1][0], stop_before_pixels=True).SeriesInstanceUID
+    row = receiver.index.series(partial)
+    assert row["state"] == SeriesState.SKIPPED and "phase" in row["reason"].lower()
+    assert receiver.index._one("SELECT * FROM studies")["next_scan_at"] is None
+
+
+def test_study_is_not_scanned_while_instances_arrive(receiver, phantom_dir):
+    series = list(phantom_files(phantom_dir).values())
+    assert storescu(receiver.cfg, *series[0]).returncode == 0
+    tracker_of(receiver).tick(now=time.time() - 60)
+    assert receiver.index.jobs() == [] and receiver.index.stacks() == []
