@@ -85,7 +85,7 @@ def detect_ed_phase(
     areas = np.zeros(t)
     for k in range(lo, hi):
         # Blood/myocardium threshold from this slice's intensities near the heart (Otsu).
-        threshold = _otsu(pixels[k].ravel())
+        threshold = otsu_threshold(pixels[k].ravel())
         for p in range(t):
             areas[p] += blood_pool_area(pixels[k, p], tuple(centres[k]), pixel_spacing, threshold)
     ed = int(np.argmax(areas))
@@ -95,7 +95,7 @@ def detect_ed_phase(
     return PhaseEstimate(ed, areas, reliable)
 
 
-def _otsu(values: np.ndarray, bins: int = 128) -> float:
+def otsu_threshold(values: np.ndarray, bins: int = 128) -> float:
     """Otsu's threshold of a 1-D sample."""
     hist, edges = np.histogram(values, bins=bins)
     centres = 0.5 * (edges[:-1] + edges[1:])

@@ -100,7 +100,8 @@ def learning_rate_factor(step: int, total: int, warmup: int = 100) -> float:
     if step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress))
+    return float(0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress)))  # plain float: the
+    # optimiser state is saved in checkpoints that load with weights_only=True
 
 
 def training_losses(

@@ -1,12 +1,16 @@
 """The analysis pipeline shared by ``cinestrain analyze`` and the node's worker.
 
-Reader -> ED phase -> motion model -> outputs. A job is plain data
+Reader -> ED phase -> ED myocardium (the study's SEG, or automatic) -> motion model ->
+strain and LV function -> ``report.json``, bull's-eye PNG (and ``motion.npz``). A stack that
+cannot be analysed (not short axis, no LV) still gets a ``report.json`` whose ``warnings``
+say why, with no numbers. A job is plain data
 (:class:`AnalysisRequest`); the result is files in the output folder plus an
 :class:`AnalysisOutcome`, so the same job can later run on another queue or machine.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,10 +20,21 @@ from typing import Literal
 
 import numpy as np
 import torch
+from pydicom.uid import SegmentationStorage
 
-from dicom_io import CineSeries, load_cine
+from config import __version__
+from dicom_io import CineSeries, find_stacks, load_stack, scan_dicom
+from dicom_io.seg import SegMasks, SegmentationReadError, read_myocardium_segmentation
+from inference.analysis import LVAnalysis, analyze_motion, failed_report
+from inference.bullseye import save_bullseye
 from inference.checkpoint import load_model, shipped_weights_path
 from inference.motion import estimate_motion
+from inference.myocardium import (
+    MyocardiumError,
+    MyocardiumMasks,
+    masks_from_segmentation,
+    segment_myocardium,
+)
 from inference.phases import detect_ed_phase
 from inference.preprocess import find_heart_centres, normalise_intensity
 
@@ -51,6 +66,9 @@ class AnalysisRequest:
         Also write ``motion.npz`` (DESIGN.md § report.json).
     series_instance_uid
         Analyse the stack this series belongs to, not the best one found.
+    seg
+        A DICOM Segmentation of the ED myocardium; ``None``: a SEG among the inputs that
+        references the stack, else the automatic segmentation.
     """
 
     inputs: tuple[Path, ...]
@@ -62,11 +80,16 @@ class AnalysisRequest:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     save_motion: bool = False
     series_instance_uid: str | None = None
+    seg: Path | None = None
 
 
 @dataclass
 class AnalysisOutcome:
-    """What a job produced."""
+    """What a job produced.
+
+    ``report`` is the ``report.json`` document; ``error`` says why the stack could not be
+    analysed (then the report holds no numbers).
+    """
 
     series_instance_uid: str
     shape: tuple[int, int, int, int]
@@ -75,6 +98,8 @@ class AnalysisOutcome:
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    report: dict[str, object] | None = None
+    error: str | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -107,19 +132,97 @@ def choose_ed_phase(
     return estimate.ed_phase, "largest-blood-pool", []
 
 
+def find_segmentation(
+    cine: CineSeries, explicit: Path | None, candidates: list[Path]
+) -> tuple[SegMasks | None, Path | None]:
+    """The ED masks of the stack from a DICOM Segmentation.
+
+    An explicit file must fit the stack (:class:`SegmentationReadError` otherwise);
+    Segmentations found among the inputs that do not reference this stack are skipped.
+    """
+    if explicit is not None:
+        return read_myocardium_segmentation(explicit, cine), explicit
+    for path in candidates:
+        try:
+            return read_myocardium_segmentation(path, cine), path
+        except SegmentationReadError as exc:
+            log.info("SEG %s not used: %s", path, exc)
+    return None, None
+
+
+def _model_identity(request: AnalysisRequest, weights: Path) -> dict[str, object]:
+    return {"name": "cinestrain motion model", "version": __version__,
+            "weights": weights.name, "pairing": request.pairing, "temporal": request.temporal}
+
+
+def _write_json(path: Path, doc: dict[str, object]) -> Path:
+    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def _masks(cine: CineSeries, seg: SegMasks | None, ed: int, centres: np.ndarray
+           ) -> MyocardiumMasks:
+    spacing = cine.in_plane_spacing
+    if seg is None:
+        return segment_myocardium(cine.pixels, spacing, ed, centres=centres)
+    return masks_from_segmentation(seg.myocardium, spacing, lv_cavity=seg.lv_cavity,
+                                   rv_cavity=seg.rv_cavity, ed_frames=cine.pixels[:, ed])
+
+
 def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> AnalysisOutcome:
-    """Run one job end to end; raises :class:`dicom_io.CineSeriesError` on bad input."""
+    """Run one job end to end.
+
+    Raises :class:`dicom_io.CineSeriesError` when no stack can be read,
+    :class:`dicom_io.seg.SegmentationReadError` for an explicit SEG that does not fit;
+    a stack that is read but cannot be analysed gives an outcome with ``error`` set.
+    """
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    cine = load_cine(list(request.inputs), series_instance_uid=request.series_instance_uid)
+    scan = scan_dicom(list(request.inputs))
+    cine = load_stack(find_stacks(scan).select(request.series_instance_uid))
+    seg_files = [p for h in scan.series if SegmentationStorage in h.sop_class_uids
+                 for p in h.files]
     timings["read_s"] = time.perf_counter() - start
     log.info("series %s: %s cine loaded", cine.series_instance_uid, "x".join(map(str, cine.shape)))
+    out = Path(request.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
 
     spacing = cine.in_plane_spacing
     centres = find_heart_centres(normalise_intensity(cine.pixels), spacing)
     ed, ed_source, warnings = choose_ed_phase(cine, request.ed_phase, centres)
-
+    seg, seg_path = find_segmentation(cine, request.seg, seg_files)
+    if seg is not None and seg.phase != ed:
+        warnings.append(f"the SEG outlines phase {seg.phase}, not phase {ed}: phase "
+                        f"{seg.phase} is taken as ED")
+        ed, ed_source = seg.phase, "segmentation"
     weights = request.weights or shipped_weights_path(request.temporal)
+    outcome = AnalysisOutcome(
+        cine.series_instance_uid, cine.shape, ed, ed_source, warnings=warnings, timings_s=timings
+    )
+    identity = _model_identity(request, Path(weights))
+
+    def fail(message: str) -> AnalysisOutcome:
+        log.warning("series %s: %s", cine.series_instance_uid, message)
+        outcome.error = message
+        outcome.report = failed_report(
+            series_instance_uid=cine.series_instance_uid, model=identity,
+            trigger_times=cine.trigger_times, slice_positions=cine.slice_positions,
+            ed_phase=ed, ed_phase_source=ed_source, warnings=[*warnings, message])
+        outcome.files.append(_write_json(out / "report.json", outcome.report))
+        return outcome
+
+    if cine.orientation.short_axis is False:
+        return fail(f"the stack is not a short-axis view ({cine.orientation.describe()}): "
+                    "no strain computed")
+    start = time.perf_counter()
+    try:
+        masks = _masks(cine, seg, ed, centres)
+    except MyocardiumError as exc:
+        return fail(f"no LV found: {exc}")
+    timings["myocardium_s"] = time.perf_counter() - start
+    if seg_path is not None:
+        log.info("myocardium from SEG %s (%s)", seg.sop_instance_uid, seg_path)
+
     model, _ = load_model(weights, pairing=request.pairing)
     if model.config.temporal != request.temporal:
         warnings.append(
@@ -136,21 +239,40 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> 
         progress=None if progress is None else (lambda d, n: progress("motion", d, n)),
     )
     timings["motion_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    try:
+        analysis = analyze_motion(
+            u, spacing, cine.slice_trigger_times, cine.slice_positions, ed, masks,
+            orientation=cine.image_orientations[0],
+            slice_thickness=float(np.nanmedian(cine.slice_thickness)))
+    except MyocardiumError as exc:
+        return fail(f"no LV found: {exc}")
+    timings["strain_s"] = time.perf_counter() - start
+    write_results(outcome, analysis, cine, u, out, identity, request.save_motion)
+    return outcome
 
-    out = Path(request.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    outcome = AnalysisOutcome(
-        cine.series_instance_uid, cine.shape, ed, ed_source, warnings=warnings, timings_s=timings
-    )
-    if request.save_motion:
+
+def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeries,
+                  u: np.ndarray, out: Path, identity: dict[str, object], save_motion: bool
+                  ) -> None:
+    """``report.json``, the bull's-eye PNG and (optionally) ``motion.npz``."""
+    outcome.report = analysis.report(
+        series_instance_uid=cine.series_instance_uid, model=identity,
+        trigger_times=cine.trigger_times, slice_positions=cine.slice_positions,
+        ed_phase_source=outcome.ed_phase_source, warnings=outcome.warnings)
+    outcome.warnings = list(outcome.report["warnings"])  # type: ignore[arg-type]
+    outcome.files.append(_write_json(out / "report.json", outcome.report))
+    peaks = {k: c.peak_circumferential_pct for k, c in analysis.strain.segments.items()}
+    outcome.files.append(save_bullseye(peaks, out / "bullseye_circumferential.png"))
+    if save_motion:
         path = out / "motion.npz"
         np.savez_compressed(
             path,
             displacement=u.astype(np.float32),
             slice_positions=cine.slice_positions.astype(np.float64),
             trigger_times=cine.trigger_times.astype(np.float64),
-            ed_phase=np.int64(ed),
-            pixel_spacing=np.asarray(spacing, np.float64),
+            myocardium=analysis.masks.myocardium.astype(bool),
+            ed_phase=np.int64(outcome.ed_phase),
+            pixel_spacing=np.asarray(cine.in_plane_spacing, np.float64),
         )
         outcome.files.append(path)
-    return outcome

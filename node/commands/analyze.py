@@ -10,10 +10,12 @@ from tqdm import tqdm
 
 from config import ConfigError, load_config
 from dicom_io import CineSeriesError
+from dicom_io.seg import SegmentationReadError
+from inference.aha import SEGMENT_NAMES
 from inference.checkpoint import CheckpointError
 from node.pipeline import AnalysisRequest, run_analysis
 
-HELP = "estimate myocardial motion (and strain) of the cine stack in a folder"
+HELP = "myocardial motion, strain and LV function of the cine stack in a folder"
 
 
 def _ed_phase(value: str) -> str | int:
@@ -45,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-motion", action="store_true", help="also write motion.npz (displacement in mm)"
     )
+    parser.add_argument(
+        "--seg", type=Path, metavar="PATH",
+        help="DICOM Segmentation of the ED myocardium (default: a SEG among the inputs that "
+        "references the stack, else automatic)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device or cfg.worker.device,
         save_motion=args.save_motion,
         series_instance_uid=args.series,
+        seg=args.seg,
     )
-    for path in request.inputs:
+    for path in (*request.inputs, *([request.seg] if request.seg else [])):
         if not path.exists():
             print(f"cinestrain: {path}: no such file or folder", file=sys.stderr)
             return 2
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         outcome = run_analysis(request, progress)
-    except (CineSeriesError, CheckpointError, ValueError) as exc:
+    except (CineSeriesError, SegmentationReadError, CheckpointError, ValueError) as exc:
         print(f"cinestrain: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -88,14 +96,51 @@ def run(args: argparse.Namespace) -> int:
     s, t, h, w = outcome.shape
     print(f"series {outcome.series_instance_uid}: {s} slices x {t} phases, {h}x{w}")
     print(f"ED phase {outcome.ed_phase} ({outcome.ed_phase_source})")
-    print(
-        f"motion: {request.temporal} model, {request.pairing} pairing, "
-        f"{outcome.timings_s['motion_s']:.1f} s"
-    )
+    if "motion_s" in outcome.timings_s:
+        print(
+            f"motion: {request.temporal} model, {request.pairing} pairing, "
+            f"{outcome.timings_s['motion_s']:.1f} s"
+        )
+    if outcome.report is not None and outcome.error is None:
+        print_summary(outcome.report)
     for warning in outcome.warnings:
         print(f"warning: {warning}")
     for path in outcome.files:
         print(f"wrote {path}")
-    if not outcome.files:
-        print("nothing written: add --save-motion for motion.npz")
+    if outcome.error is not None:
+        print(f"cinestrain: {outcome.error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _fmt(value: object, spec: str = ".1f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def print_summary(report: dict) -> None:
+    """Global peaks, LV function and the 16-segment table of a report, for a human."""
+    g = report["global"]
+    print(f"ES phase {report['es_phase']}; myocardium: {report['myocardium_source']}")
+    print(
+        f"global peak circumferential strain {_fmt(g['peak_circumferential_strain_pct'])} % "
+        f"at {_fmt(g['time_to_peak_circumferential_ms'], '.0f')} ms, "
+        f"radial {_fmt(g['peak_radial_strain_pct'])} % "
+        f"at {_fmt(g['time_to_peak_radial_ms'], '.0f')} ms"
+    )
+    f = report.get("function")
+    if f:
+        print(
+            f"EDV {f['edv_ml']:.0f} ml, ESV {f['esv_ml']:.0f} ml, SV {f['sv_ml']:.0f} ml, "
+            f"EF {f['ef_pct']:.0f} %, mass {f['mass_g']:.0f} g"
+        )
+    print(f"{'seg':>3s}  {'name':24s} {'circ %':>7s} {'t ms':>6s} {'rad %':>7s} {'t ms':>6s}")
+    for key in map(str, range(1, 17)):
+        v = report["segments"][key]
+        print(
+            f"{key:>3s}  {SEGMENT_NAMES[int(key)]:24s} "
+            f"{_fmt(v['peak_circumferential_strain_pct']):>7s} "
+            f"{_fmt(v['time_to_peak_circumferential_ms'], '.0f'):>6s} "
+            f"{_fmt(v['peak_radial_strain_pct']):>7s} "
+            f"{_fmt(v['time_to_peak_radial_ms'], '.0f'):>6s}"
+        )
+

@@ -115,3 +115,10 @@ def test_bad_input() -> None:
         strain_maps(u[0], SPACING, CENTRE[None])
     with pytest.raises(ValueError):
         strain_maps(u, (0.0, 1.0), CENTRE[None])
+
+
+def test_translation_has_no_strain() -> None:
+    u = _field(lambda dy, dx: (np.full_like(dy, 3.2), np.full_like(dx, -1.7)))
+    radial, circ = strain_maps(u, SPACING, CENTRE[None])
+    assert np.abs(radial[0, 0][_ring()]).max() < 1e-6
+    assert np.abs(circ[0, 0][_ring()]).max() < 1e-6

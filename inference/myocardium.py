@@ -1,0 +1,468 @@
+"""The ED myocardium, LV / RV cavities, LV centres and RV insertion points of a stack.
+
+Two sources give the same :class:`MyocardiumMasks`:
+
+- :func:`masks_from_segmentation`: masks read from a DICOM Segmentation (the study's own,
+  e.g. drawn by a reader); missing cavities are derived (LV cavity = inside of the ring)
+  or found in the image (RV blood pool);
+- :func:`segment_myocardium`: found automatically in a bSSFP cine. Per slice, at ED:
+
+  1. the LV blood pool is the roundest bright region near the moving heart (temporal
+     variance, :func:`inference.preprocess.find_heart_centres`), bright meaning above
+     Otsu's threshold of the heart's neighbourhood;
+  2. rays from its centroid give the endocardium (edge of the filled blood pool, its
+     inward dents from papillary muscles and trabeculae discarded) and the epicardium
+     (first crossing into bright fat / RV blood, or into the dark pericardium / lung);
+  3. both radii are fitted with a low-order Fourier series of the angle (the wall is
+     smooth and of slowly varying thickness), robustly;
+  4. the RV blood pool is the bright region that touches the septum; the two ends of
+     the arc it touches are the RV insertion points.
+
+Slices without a closed LV ring (above the base, below the apex) get empty masks and are
+listed in :attr:`MyocardiumMasks.warnings`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from inference.phases import otsu_threshold
+from inference.preprocess import find_heart_centres, normalise_intensity
+
+log = logging.getLogger(__name__)
+
+#: rays per slice for the polar profiles
+N_RAYS = 120
+#: radial sampling step of the profiles, mm
+RADIAL_STEP_MM = 0.25
+#: how far the profiles reach from the LV centre, mm
+MAX_RADIUS_MM = 70.0
+#: smallest LV blood pool that counts as a closed ring, mm^2
+MIN_CAVITY_MM2 = 40.0
+#: plausible LV wall thickness, mm
+WALL_MM = (3.0, 20.0)
+#: RV blood within this distance outside the epicardium marks the septum, mm
+RV_CONTACT_MM = 4.0
+
+
+class MyocardiumError(ValueError):
+    """The myocardium cannot be found or the given masks cannot be used."""
+
+
+@dataclass(frozen=True)
+class MyocardiumMasks:
+    """ED masks and landmarks of a stack.
+
+    Attributes
+    ----------
+    myocardium, lv_cavity, rv_cavity : numpy.ndarray
+        ``[S, H, W]`` bool; all False on slices without a closed LV ring.
+    lv_centres : numpy.ndarray
+        ``[S, 2]`` ED LV blood-pool centroid, (row, col) pixels; NaN where no LV.
+    insertion_points : numpy.ndarray
+        ``[S, 2, 2]`` the two RV insertion points, (row, col) pixels, in no particular
+        order (see :func:`inference.aha.order_insertion_points`); NaN where not found.
+    ring : numpy.ndarray
+        ``[S]`` bool, whether the slice has a closed LV ring.
+    source : str
+        ``"seg"`` or ``"automatic"``.
+    warnings : tuple of str
+    """
+
+    myocardium: np.ndarray
+    lv_cavity: np.ndarray
+    rv_cavity: np.ndarray
+    lv_centres: np.ndarray
+    insertion_points: np.ndarray
+    ring: np.ndarray
+    source: str
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _polar_grid(shape: tuple[int, int], centre: np.ndarray, spacing: tuple[float, float]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Radius (mm) and angle ``atan2(d_row_mm, d_col_mm)`` of every pixel."""
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
+    dy, dx = (rows - centre[0]) * spacing[0], (cols - centre[1]) * spacing[1]
+    return np.hypot(dy, dx), np.arctan2(dy, dx)
+
+
+def _profiles(image: np.ndarray, centre: np.ndarray, spacing: tuple[float, float],
+              angles: np.ndarray, radii_mm: np.ndarray) -> np.ndarray:
+    """``[n_rays, n_radii]`` bilinear samples along rays (angles in mm space)."""
+    rows = centre[0] + radii_mm[None, :] * np.sin(angles)[:, None] / spacing[0]
+    cols = centre[1] + radii_mm[None, :] * np.cos(angles)[:, None] / spacing[1]
+    return ndimage.map_coordinates(image, [rows, cols], order=1, mode="nearest")
+
+
+def _fourier_fit(angles: np.ndarray, values: np.ndarray, valid: np.ndarray, order: int,
+                 *, inward_tolerance: float | None = None, tolerance: float = 2.0,
+                 iterations: int = 4) -> np.ndarray | None:
+    """Robust least-squares Fourier series of ``values(angles)``, evaluated at ``angles``.
+
+    Points further than ``tolerance`` from the fit are dropped and the fit repeated;
+    ``inward_tolerance`` (if given) drops points below the fit by more than it (dents).
+    Returns None when too few points are valid.
+    """
+    cols = [np.ones_like(angles)]
+    for k in range(1, order + 1):
+        cols += [np.cos(k * angles), np.sin(k * angles)]
+    basis = np.stack(cols, axis=1)
+    keep = valid.copy()
+    fit = None
+    for _ in range(iterations):
+        if keep.sum() < 2 * basis.shape[1] + 2:
+            return fit
+        coef, *_ = np.linalg.lstsq(basis[keep], values[keep], rcond=None)
+        fit = basis @ coef
+        res = values - fit
+        new = valid & (np.abs(res) <= tolerance)
+        if inward_tolerance is not None:
+            new = valid & (res >= -inward_tolerance) & (res <= tolerance)
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    return fit
+
+
+def _fill_at(fit_angles: np.ndarray, fit_values: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Periodic linear interpolation of a function sampled on equally spaced angles."""
+    return np.interp(theta, fit_angles, fit_values, period=2.0 * np.pi)
+
+
+def _dark_ring(frame: np.ndarray, pool: np.ndarray, spacing: tuple[float, float],
+               threshold: float) -> float:
+    """Share of rays from the pool's centroid along which the 5 mm just outside its edge
+    stay darker than ``threshold`` (a myocardial wall all round: high for the LV only)."""
+    rows, cols = np.nonzero(pool)
+    centre = np.array([rows.mean(), cols.mean()])
+    angles = np.linspace(-np.pi, np.pi, 90, endpoint=False)
+    radii = np.arange(0.0, MAX_RADIUS_MM, RADIAL_STEP_MM)
+    inside = _profiles(pool.astype(np.float32), centre, spacing, angles, radii) >= 0.5
+    edge = radii[np.argmin(inside, axis=1)]
+    prof = _profiles(frame, centre, spacing, angles, radii)
+    window = (radii[None] > edge[:, None] + 0.75) & (radii[None] < edge[:, None] + 5.5)
+    return float(np.mean(np.all((prof < threshold) | ~window, axis=1)))
+
+
+def _blood_pool(frame: np.ndarray, moving: np.ndarray, centre: np.ndarray,
+                spacing: tuple[float, float], threshold: float, prior: np.ndarray | None
+                ) -> np.ndarray | None:
+    """Filled mask of the LV blood pool near ``centre`` (or the neighbour slice's LV centre
+    ``prior``): the bright region that is round, moves, and has a dark wall all round."""
+    r, _ = _polar_grid(frame.shape, centre, spacing)
+    bright = ndimage.binary_opening((frame > threshold) & (r < 55.0))
+    labels, n = ndimage.label(bright)
+    if n == 0:
+        return None
+    pixel_mm2 = spacing[0] * spacing[1]
+    best, best_score = None, -np.inf
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        comp = labels[sl] == k
+        area = comp.sum() * pixel_mm2
+        if area < MIN_CAVITY_MM2 or area > 8000.0:
+            continue
+        rr, cc = np.nonzero(comp)
+        rr = rr + sl[0].start
+        cc = cc + sl[1].start
+        cy, cx = rr.mean(), cc.mean()
+        dist = np.hypot((rr - cy) * spacing[0], (cc - cx) * spacing[1])
+        r_out = np.percentile(dist, 98) + 0.5 * np.sqrt(pixel_mm2)
+        roundness = area / (np.pi * r_out**2)
+        offset = np.hypot((cy - centre[0]) * spacing[0], (cx - centre[1]) * spacing[1])
+        pool = ndimage.binary_fill_holes(labels == k)
+        score = (2.0 * roundness + 2.0 * _dark_ring(frame, pool, spacing, threshold)
+                 + float(moving[rr, cc].mean())
+                 - offset / (10.0 if prior is not None else 60.0))
+        if score > best_score:
+            best_score, best = score, pool
+    return best
+
+
+def _ring(frame: np.ndarray, pool: np.ndarray, spacing: tuple[float, float]
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Endocardial and epicardial radii of one slice: (centre, angles, endo, epi) in mm."""
+    rows, cols = np.nonzero(pool)
+    centre = np.array([rows.mean(), cols.mean()])
+    angles = np.linspace(-np.pi, np.pi, N_RAYS, endpoint=False)
+    radii = np.arange(0.0, MAX_RADIUS_MM, RADIAL_STEP_MM)
+    inside = _profiles(pool.astype(np.float32), centre, spacing, angles, radii) >= 0.5
+    endo_raw = radii[np.argmin(inside, axis=1)]
+    endo = _fourier_fit(angles, endo_raw, endo_raw > 0, 4, inward_tolerance=1.0)
+    if endo is None:
+        return None
+    prof = _profiles(frame, centre, spacing, angles, radii)
+    blood = float(np.median(frame[pool]))
+    near = (radii[None, :] > endo[:, None] + 1.5) & (radii[None, :] < endo[:, None] + 4.5)
+    myo = float(np.median(prof[near]))
+    if not myo < 0.75 * blood:
+        return None
+    high, low = 0.5 * (blood + myo), 0.55 * myo
+    epi_raw = np.full(N_RAYS, np.nan)
+    for i in range(N_RAYS):
+        start = endo[i] + WALL_MM[0]
+        window = (radii >= start) & (radii <= endo[i] + WALL_MM[1])
+        idx = np.nonzero(window & ((prof[i] > high) | (prof[i] < low)))[0]
+        if idx.size:
+            j = idx[0]
+            level = high if prof[i, j] > high else low
+            a, b = prof[i, j - 1], prof[i, j]
+            frac = (level - a) / (b - a) if b != a else 0.5
+            epi_raw[i] = radii[j - 1] + np.clip(frac, 0.0, 1.0) * RADIAL_STEP_MM
+    valid = np.isfinite(epi_raw)
+    if valid.mean() < 0.3:
+        return None
+    thick = _fourier_fit(angles, np.where(valid, epi_raw - endo, 0.0), valid, 2, tolerance=2.0)
+    if thick is None:
+        return None
+    return centre, angles, endo, endo + np.clip(thick, *WALL_MM)
+
+
+def _rv_pool(frame: np.ndarray, myocardium: np.ndarray, cavity: np.ndarray,
+             threshold: float, spacing: tuple[float, float]) -> np.ndarray:
+    """The RV blood pool: the bright region with most contact with the LV epicardium."""
+    heart = myocardium | cavity
+    step = np.sqrt(spacing[0] * spacing[1])
+    band = ndimage.binary_dilation(heart, iterations=max(1, round(RV_CONTACT_MM / step))) & ~heart
+    bright = (frame > threshold) & ~heart
+    bright = ndimage.binary_opening(bright, iterations=max(1, round(1.5 / step)))
+    labels, n = ndimage.label(bright)
+    if n == 0:
+        return np.zeros_like(myocardium)
+    contact = np.bincount(labels[band], minlength=n + 1)
+    contact[0] = 0
+    best = int(np.argmax(contact))
+    if contact[best] * spacing[0] * spacing[1] < 20.0:
+        return np.zeros_like(myocardium)
+    return labels == best
+
+
+def insertion_points(
+    myocardium: np.ndarray,
+    rv_cavity: np.ndarray,
+    centre: np.ndarray,
+    spacing: tuple[float, float],
+    contact_mm: float = RV_CONTACT_MM,
+) -> np.ndarray | None:
+    """The RV insertion points of one slice: the ends of the septal arc.
+
+    Parameters
+    ----------
+    myocardium, rv_cavity : numpy.ndarray
+        ``[H, W]`` bool ED masks.
+    centre : numpy.ndarray
+        ``[2]`` LV centre, (row, col) pixels.
+    spacing : tuple of float
+        (row, col) mm.
+    contact_mm : float
+        RV blood within this distance outside the epicardium counts as contact.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``[2, 2]`` (row, col) pixels on the epicardium at both ends of the longest arc of
+        rays along which the RV blood pool touches the LV; None without contact.
+    """
+    if not rv_cavity.any() or not myocardium.any():
+        return None
+    angles = np.linspace(-np.pi, np.pi, 360, endpoint=False)
+    radii = np.arange(0.0, MAX_RADIUS_MM, RADIAL_STEP_MM)
+    myo = _profiles(myocardium.astype(np.float32), centre, spacing, angles, radii) >= 0.5
+    rv = _profiles(rv_cavity.astype(np.float32), centre, spacing, angles, radii) >= 0.5
+    has = myo.any(axis=1)
+    epi_idx = np.where(has, myo.shape[1] - 1 - np.argmax(myo[:, ::-1], axis=1), 0)
+    reach = int(round(contact_mm / RADIAL_STEP_MM))
+    cols = epi_idx[:, None] + np.arange(1, reach + 1)[None, :]
+    cols = np.clip(cols, 0, rv.shape[1] - 1)
+    touch = has & np.take_along_axis(rv, cols, axis=1).any(axis=1)
+    if not touch.any() or touch.all():
+        return None
+    # longest circular run of touching rays
+    start = int(np.argmin(touch))  # a non-touching ray: unroll the circle there
+    order = np.roll(np.arange(len(angles)), -start)
+    run, best, best_end = 0, 0, 0
+    for k, i in enumerate(order):
+        run = run + 1 if touch[i] else 0
+        if run > best:
+            best, best_end = run, k
+    first, last = order[best_end - best + 1], order[best_end]
+    points = []
+    for i in (first, last):
+        r = radii[epi_idx[i]] + 0.5 * RADIAL_STEP_MM
+        points.append(centre + r * np.array([np.sin(angles[i]) / spacing[0],
+                                             np.cos(angles[i]) / spacing[1]]))
+    return np.array(points)
+
+
+def _centre_of(cavity: np.ndarray) -> np.ndarray:
+    rows, cols = np.nonzero(cavity)
+    return np.array([rows.mean(), cols.mean()])
+
+
+def _landmarks(myocardium: np.ndarray, lv_cavity: np.ndarray, rv_cavity: np.ndarray,
+               spacing: tuple[float, float], warnings: list[str]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-slice ring flag, LV centres and insertion points of given masks."""
+    n = myocardium.shape[0]
+    ring = np.zeros(n, bool)
+    centres = np.full((n, 2), np.nan)
+    ips = np.full((n, 2, 2), np.nan)
+    min_px = MIN_CAVITY_MM2 / (spacing[0] * spacing[1])
+    for s in range(n):
+        if lv_cavity[s].sum() < min_px or not myocardium[s].any():
+            continue
+        ring[s] = True
+        centres[s] = _centre_of(lv_cavity[s])
+        points = insertion_points(myocardium[s], rv_cavity[s], centres[s], spacing)
+        if points is None:
+            warnings.append(f"slice {s}: RV insertion points not found")
+        else:
+            ips[s] = points
+    return ring, centres, ips
+
+
+def masks_from_segmentation(
+    myocardium: np.ndarray,
+    spacing: tuple[float, float],
+    *,
+    lv_cavity: np.ndarray | None = None,
+    rv_cavity: np.ndarray | None = None,
+    ed_frames: np.ndarray | None = None,
+) -> MyocardiumMasks:
+    """Landmarks of given ED masks (e.g. read from a DICOM Segmentation).
+
+    Parameters
+    ----------
+    myocardium : numpy.ndarray
+        ``[S, H, W]`` bool.
+    spacing : tuple of float
+        (row, col) mm.
+    lv_cavity : numpy.ndarray, optional
+        ``[S, H, W]`` bool; default: the inside of the myocardial ring.
+    rv_cavity : numpy.ndarray, optional
+        ``[S, H, W]`` bool; default: found in ``ed_frames`` (no insertion points without
+        either).
+    ed_frames : numpy.ndarray, optional
+        ``[S, H, W]`` ED images, to find the RV blood pool when ``rv_cavity`` is None.
+
+    Returns
+    -------
+    MyocardiumMasks
+    """
+    myocardium = np.asarray(myocardium, dtype=bool)
+    if myocardium.ndim != 3:
+        raise MyocardiumError(f"myocardium must be [S, H, W], got shape {myocardium.shape}")
+    if not myocardium.any():
+        raise MyocardiumError("the myocardium mask is empty")
+    for name, arr in (("lv_cavity", lv_cavity), ("rv_cavity", rv_cavity),
+                      ("ed_frames", ed_frames)):
+        if arr is not None and np.shape(arr) != myocardium.shape:
+            raise MyocardiumError(f"{name} has shape {np.shape(arr)}, myocardium "
+                                  f"{myocardium.shape}")
+    warnings: list[str] = []
+    if lv_cavity is None:
+        lv_cavity = np.stack([ndimage.binary_fill_holes(m) & ~m for m in myocardium])
+    lv_cavity = np.asarray(lv_cavity, dtype=bool)
+    if rv_cavity is None:
+        if ed_frames is None:
+            rv_cavity = np.zeros_like(myocardium)
+        else:
+            norm = normalise_intensity(np.asarray(ed_frames, dtype=np.float32))
+            rv_cavity = np.stack([
+                _rv_pool(
+                    norm[s], myocardium[s], lv_cavity[s], otsu_threshold(norm[s].ravel()), spacing
+                )
+                if myocardium[s].any() else np.zeros_like(myocardium[s])
+                for s in range(myocardium.shape[0])])
+    rv_cavity = np.asarray(rv_cavity, dtype=bool)
+    ring, centres, ips = _landmarks(myocardium, lv_cavity, rv_cavity, spacing, warnings)
+    for s in np.nonzero(~ring & myocardium.any(axis=(1, 2)))[0]:
+        warnings.append(f"slice {s}: the myocardium does not enclose an LV cavity; left out")
+    keep = ring[:, None, None]
+    return MyocardiumMasks(myocardium & keep, lv_cavity & keep, rv_cavity & keep, centres,
+                           ips, ring, "seg", tuple(warnings))
+
+
+def segment_myocardium(
+    pixels: np.ndarray,
+    spacing: tuple[float, float],
+    ed_phase: int,
+    *,
+    centres: np.ndarray | None = None,
+) -> MyocardiumMasks:
+    """Find the ED myocardium, cavities and insertion points of a bSSFP cine automatically.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        ``[S, T, H, W]`` cine, phases in acquisition order.
+    spacing : tuple of float
+        (row, col) pixel spacing, mm.
+    ed_phase : int
+    centres : numpy.ndarray, optional
+        ``[S, 2]`` heart centres (:func:`inference.preprocess.find_heart_centres`).
+
+    Returns
+    -------
+    MyocardiumMasks
+        With ``source="automatic"``.
+
+    Raises
+    ------
+    MyocardiumError
+        When no slice has an LV ring.
+    """
+    if pixels.ndim != 4:
+        raise MyocardiumError(f"pixels must be [S, T, H, W], got shape {pixels.shape}")
+    norm = normalise_intensity(pixels)
+    if centres is None:
+        centres = find_heart_centres(norm, spacing)
+    n_s, _, h, w = norm.shape
+    sigma = (0.5, 0.5)
+    moving = norm.std(axis=1)
+    moving = moving / max(float(np.percentile(moving, 99.5)), 1e-6)
+    out = {k: np.zeros((n_s, h, w), bool) for k in ("myo", "lv", "rv")}
+    warnings: list[str] = []
+    prior: np.ndarray | None = None
+    # middle slices first: the LV is easiest there; then outwards, tracking the centre
+    order = sorted(range(n_s), key=lambda s: abs(s - (n_s - 1) / 2))
+    found: dict[int, np.ndarray] = {}
+    for s in order:
+        frame = ndimage.gaussian_filter(norm[s, ed_phase], sigma)
+        r, _ = _polar_grid((h, w), centres[s], spacing)
+        threshold = otsu_threshold(frame[r < 60.0])
+        near = [found[k] for k in found if abs(k - s) == 1]
+        prior = near[0] if near else (np.median(list(found.values()), axis=0)
+                                      if found else None)
+        pool = _blood_pool(frame, moving[s], centres[s] if prior is None else prior,
+                           spacing, threshold, prior)
+        ring = None if pool is None else _ring(frame, pool, spacing)
+        if ring is None:
+            continue
+        c, angles, endo, epi = ring
+        if prior is not None and np.hypot(*((c - prior) * spacing)) > 20.0:
+            continue
+        radius, theta = _polar_grid((h, w), c, spacing)
+        r_endo = _fill_at(angles, endo, theta)
+        r_epi = _fill_at(angles, epi, theta)
+        out["lv"][s] = radius < r_endo
+        out["myo"][s] = (radius >= r_endo) & (radius < r_epi)
+        out["rv"][s] = _rv_pool(frame, out["myo"][s], out["lv"][s], threshold, spacing)
+        found[s] = c
+    if not found:
+        raise MyocardiumError("no LV found: no slice shows a round bright blood pool inside "
+                              "a myocardial ring")
+    missing = sorted(set(range(n_s)) - set(found))
+    if missing:
+        warnings.append(f"slices {missing} show no closed LV ring (above the base or below "
+                        "the apex?); left out")
+    ring_flags, lv_centres, ips = _landmarks(out["myo"], out["lv"], out["rv"], spacing,
+                                             warnings)
+    log.info("automatic myocardium on %d of %d slices", int(ring_flags.sum()), n_s)
+    keep = ring_flags[:, None, None]
+    return MyocardiumMasks(out["myo"] & keep, out["lv"] & keep, out["rv"] & keep, lv_centres,
+                           ips, ring_flags, "automatic", tuple(warnings))

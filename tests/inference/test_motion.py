@@ -1,0 +1,74 @@
+"""The shipped model through the product's entry point: contract, phase order, shift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.checkpoint import load_model, shipped_weights_path
+from inference.motion import estimate_motion
+from inference.phantom import PhantomConfig, generate_case
+
+WEIGHTS = shipped_weights_path("gru")
+pytestmark = pytest.mark.skipif(
+    not WEIGHTS.exists(), reason=f"no shipped weights at {WEIGHTS} (run cinestrain train)"
+)
+
+SMALL = PhantomConfig(
+    matrix=(128, 128),
+    slices=(3, 3),
+    phases=(10, 10),
+    supersample=2,
+    through_plane=1,
+    hypokinetic_share=0.0,
+)
+
+
+@pytest.fixture(scope="module")
+def case():
+    return generate_case(900_500, SMALL)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(WEIGHTS)[0]
+
+
+def _myo_epe(u: np.ndarray, case) -> float:
+    err = np.linalg.norm(u - case.truth.displacement, axis=2)
+    myo = np.broadcast_to(case.truth.myocardium[:, None], err.shape)
+    return float(err[myo].mean())
+
+
+def test_contract_and_accuracy(case, model) -> None:
+    spacing = tuple(float(v) for v in case.params.geometry.spacing)
+    u = estimate_motion(case.pixels.astype(np.float32), spacing, case.truth.ed_phase, model)
+    s, t, h, w = case.shape
+    assert u.shape == (s, t, 2, h, w) and u.dtype == np.float32
+    assert np.all(u[:, case.truth.ed_phase] == 0)
+    zero = _myo_epe(np.zeros_like(u), case)
+    assert _myo_epe(u, case) < 0.5 * zero  # far better than no motion
+
+
+def test_ed_not_first_keeps_acquisition_order(case, model) -> None:
+    """Rolling the phases so that ED is phase 3 gives the same fields, rolled."""
+    spacing = tuple(float(v) for v in case.params.geometry.spacing)
+    px = case.pixels.astype(np.float32)
+    u0 = estimate_motion(px, spacing, 0, model)
+    u3 = estimate_motion(np.roll(px, 3, axis=1), spacing, 3, model)
+    assert np.all(u3[:, 3] == 0)
+    assert np.allclose(np.roll(u0, 3, axis=1), u3, atol=1e-4)
+
+
+def test_shifted_cine_gives_shifted_field(case, model) -> None:
+    """A cine moved by (3, -2) pixels gives the same field, moved by (3, -2) pixels."""
+    spacing = tuple(float(v) for v in case.params.geometry.spacing)
+    px = case.pixels.astype(np.float32)
+    u = estimate_motion(px, spacing, 0, model)
+    moved = np.roll(px, (3, -2), axis=(2, 3))
+    u_moved = estimate_motion(moved, spacing, 0, model)
+    back = np.roll(u_moved, (-3, 2), axis=(3, 4))
+    myo = case.truth.myocardium[:, None, None] & np.ones((1, u.shape[1], 2, 1, 1), bool)
+    diff = np.abs(back - u)[myo].mean()
+    magnitude = np.abs(u)[myo].mean()
+    assert diff < 0.15 * magnitude

@@ -1,0 +1,93 @@
+"""``cinestrain analyze`` end to end on a small phantom study: report.json, bull's-eye,
+motion.npz, the truth SEG; a stack that is not short axis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+
+from dicom_io.cine import load_cine
+from dicom_io.mr import write_cine_classic
+from dicom_io.seg import SegmentationReadError, read_myocardium_segmentation
+from inference.checkpoint import shipped_weights_path
+from node.cli import main
+
+WEIGHTS = shipped_weights_path("gru")
+needs_weights = pytest.mark.skipif(
+    not WEIGHTS.exists(), reason=f"shipped motion model weights missing ({WEIGHTS})")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("phantom")
+    assert main(["phantom", "--out", str(out), "--slices", "6", "--phases", "10",
+                 "--matrix", "128", "--seed", "3", "--no-noise"]) == 0
+    return out / "case_000"
+
+
+def test_seg_reader_matches_the_truth(study: Path) -> None:
+    cine = load_cine(study / "dicom")
+    seg = read_myocardium_segmentation(study / "seg" / "seg.dcm", cine)
+    truth = np.load(study / "truth.npz")
+    order = np.argsort(json.loads((study / "truth.json").read_text())
+                       ["geometry"]["slice_positions_mm"])
+    assert seg.phase == 0 and seg.labels.keys() == {"myocardium", "lv_cavity", "rv_cavity"}
+    assert np.array_equal(seg.myocardium, truth["myocardium"][order])
+    assert np.array_equal(seg.rv_cavity, truth["rv_cavity"][order])
+
+
+def test_seg_of_another_stack_is_refused(study: Path, tmp_path: Path, make_study) -> None:
+    write_cine_classic(make_study(n_slices=3, n_phases=8, rows=128, columns=128), tmp_path)
+    other = load_cine(tmp_path)
+    with pytest.raises(SegmentationReadError, match="references no image"):
+        read_myocardium_segmentation(study / "seg" / "seg.dcm", other)
+    with pytest.raises(SegmentationReadError, match="not a DICOM Segmentation"):
+        read_myocardium_segmentation(next((study / "dicom").iterdir()), other)
+
+
+def test_not_short_axis_gives_a_report_without_numbers(tmp_path: Path, make_study,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    axial = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    write_cine_classic(make_study(orientation=axial), tmp_path / "in")
+    assert main(["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 1
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert any("not a short-axis view" in w for w in report["warnings"])
+    assert report["global"]["peak_circumferential_strain_pct"] is None
+    assert report["function"] is None
+    assert "not a short-axis view" in capsys.readouterr().err
+
+
+@needs_weights
+def test_analyze_with_the_study_seg(study: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["analyze", str(study / "dicom"), "--seg", str(study / "seg" / "seg.dcm"),
+                 "--out", str(out), "--save-motion", "--device", "cpu"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["myocardium_source"] == "seg"
+    assert set(report["segments"]) == {str(k) for k in range(1, 17)}
+    assert report["global"]["peak_circumferential_strain_pct"] < 0
+    assert report["function"]["ef_pct"] > 0
+    assert (out / "bullseye_circumferential.png").read_bytes()[:4] == b"\x89PNG"
+    with np.load(out / "motion.npz") as motion:
+        assert motion["myocardium"].dtype == bool and motion["myocardium"].any()
+    text = capsys.readouterr().out
+    assert "EF" in text and "basal anterior" in text
+
+
+@needs_weights
+def test_analyze_finds_the_myocardium_itself(study: Path, tmp_path: Path) -> None:
+    assert main(["analyze", str(study / "dicom"), "--out", str(tmp_path), "--device",
+                 "cpu"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["myocardium_source"] == "automatic"
+    assert report["global"]["peak_circumferential_strain_pct"] < 0
+
+
+def test_seg_is_read_by_header(study: Path) -> None:
+    assert dcmread(study / "seg" / "seg.dcm", stop_before_pixels=True).Modality == "SEG"
