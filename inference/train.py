@@ -150,6 +150,7 @@ def train(
     settings: TrainSettings,
     *,
     resume: bool = True,
+    init: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> Path:
@@ -157,7 +158,9 @@ def train(
 
     ``out_dir`` receives ``last.pt`` (model, optimiser and step, every
     ``checkpoint_every`` steps), ``model.pt`` (final weights with provenance) and
-    ``log.jsonl`` (one JSON object of losses every ``log_every`` steps).
+    ``log.jsonl`` (one JSON object of losses every ``log_every`` steps). ``init`` starts
+    a new run from the weights of another model file of the same architecture (e.g. the
+    shipped weights), so training can go on where a previous machine left it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,6 +178,12 @@ def train(
         optimiser.load_state_dict(state["optimiser"])
         step, elapsed = int(state["step"]), float(state["elapsed_s"])
         log.info("resuming %s at step %d", out, step)
+    elif init is not None:
+        state = read_checkpoint(init)
+        if state["config"] != model_config.to_dict():
+            raise ValueError(f"{init} has another model configuration than this run")
+        model.load_state_dict(state["state_dict"])
+        log.info("starting %s from the weights of %s", out, init)
     # The schedule is a pure function of the step, so a run can be resumed, and extended
     # with a larger ``steps``, without any scheduler state.
     for group in optimiser.param_groups:

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=defaults.loader_workers, help="data-rendering processes"
     )
     parser.add_argument("--fresh", action="store_true", help="start over, ignore a checkpoint")
+    parser.add_argument(
+        "--init", type=Path, help="start from these weights (e.g. inference/weights/gru.pt)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             dataset,
             args.out,
             settings,
-            resume=not args.fresh,
+            resume=not args.fresh, init=args.init,
             progress=progress,
             provenance=provenance,
         )
