@@ -163,7 +163,8 @@ def strain_maps(
     Returns
     -------
     tuple of numpy.ndarray
-        ``(radial, circumferential)``, each ``[S, T, H, W]`` float32 fractions.
+        ``(radial, circumferential)``, each ``[S, T, H, W]`` float32 fractions (0 at the
+        LV-centre pixel, where no direction is defined).
     """
     u = np.asarray(u)
     if u.ndim != 5 or u.shape[2] != 2:
@@ -183,6 +184,11 @@ def strain_maps(
             fn0 = f[:, 0, 0] * d[0] + f[:, 0, 1] * d[1]
             fn1 = f[:, 1, 0] * d[0] + f[:, 1, 1] * d[1]
             out[s] = np.hypot(fn0, fn1) - 1.0
+        # At the LV centre itself there is no radial direction: no strain there either
+        # (it lies in the blood pool, outside every mask).
+        undefined = ~np.any(n != 0, axis=0)
+        radial[s][:, undefined] = 0.0
+        circ[s][:, undefined] = 0.0
     return radial, circ
 
 
