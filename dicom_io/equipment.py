@@ -22,3 +22,7 @@ SOFTWARE_VERSIONS = _package_version()
 IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.8.498.22232735119122687095178905612202893740"
 #: (0002,0013) Implementation Version Name (at most 16 characters)
 IMPLEMENTATION_VERSION_NAME = f"CINESTRAIN_{SOFTWARE_VERSIONS}"[:16]
+#: (0018,1000) Device Serial Number of result objects (and of the SR's device observer)
+DEVICE_SERIAL_NUMBER = "CINESTRAIN"
+#: Device Observer UID of the SR: generate_uid(entropy_srcs=["cinestrain device observer"])
+DEVICE_OBSERVER_UID = "1.2.826.0.1.3680043.8.498.12877247816776093117677229249193786130"

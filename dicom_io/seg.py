@@ -18,34 +18,28 @@ import highdicom as hd
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import SegmentationStorage, generate_uid
 
 from dicom_io.cine import CineSeries
-from dicom_io.equipment import MANUFACTURER, MANUFACTURER_MODEL_NAME, SOFTWARE_VERSIONS
+from dicom_io.codes import (
+    ANATOMICAL_STRUCTURE,
+    HEART,
+    LEFT_VENTRICLE,
+    MYOCARDIUM,
+    RIGHT_VENTRICLE,
+    SEGMENTATION_DERIVATION,
+    SOURCE_PURPOSE,
+    TISSUE,
+)
+from dicom_io.equipment import (
+    DEVICE_SERIAL_NUMBER,
+    MANUFACTURER,
+    MANUFACTURER_MODEL_NAME,
+    SOFTWARE_VERSIONS,
+)
 
 log = logging.getLogger(__name__)
-
-#: SCT 74281007 "Myocardium" (segmented property type of the myocardium)
-MYOCARDIUM = Code("74281007", "SCT", "Myocardium")
-#: SCT 87878005 "Left ventricle" (type of the LV cavity segment, labelled as cavity)
-LEFT_VENTRICLE = codes.SCT.LeftVentricle
-#: SCT 53085002 "Right ventricle" (type of the RV cavity segment, labelled as cavity)
-RIGHT_VENTRICLE = Code("53085002", "SCT", "Right ventricle")
-#: SCT 85756007 "Tissue" (category of the myocardium)
-TISSUE = codes.SCT.Tissue
-#: SCT 91723000 "Anatomical Structure" (category of the cavities)
-ANATOMICAL_STRUCTURE = codes.SCT.AnatomicalStructure
-#: SCT 80891009 "Heart" (anatomic region of every segment)
-HEART = codes.SCT.Heart
-#: DCM 113076 "Segmentation" (derivation of each frame from its source image)
-SEGMENTATION_DERIVATION = codes.cid7203.SegmentationImageDerivation
-#: DCM 121322 "Source image for image processing operation"
-SOURCE_PURPOSE = codes.cid7202.SourceImageForImageProcessingOperation
-
-#: device serial number written into SEG objects
-DEVICE_SERIAL_NUMBER = "CINESTRAIN"
 
 
 @dataclass(frozen=True)

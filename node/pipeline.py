@@ -1,9 +1,10 @@
 """The analysis pipeline shared by ``cinestrain analyze`` and the node's worker.
 
 Reader -> ED phase -> ED myocardium (the study's SEG, or automatic) -> motion model ->
-strain and LV function -> ``report.json``, bull's-eye PNG (and ``motion.npz``). A stack that
-cannot be analysed (not short axis, no LV) still gets a ``report.json`` whose ``warnings``
-say why, with no numbers. A job is plain data
+strain and LV function -> ``report.json``, bull's-eye PNG (and ``motion.npz``) and the
+DICOM results (:func:`dicom_io.results.write_dicom_results`: Parametric Maps, SR, SEG,
+secondary captures). A stack that cannot be analysed (not short axis, no LV) still gets a
+``report.json`` whose ``warnings`` say why, with no numbers, and no DICOM. A job is plain data
 (:class:`AnalysisRequest`); the result is files in the output folder plus an
 :class:`AnalysisOutcome`, so the same job can later run on another queue or machine.
 """
@@ -24,6 +25,7 @@ from pydicom.uid import SegmentationStorage
 
 from config import __version__
 from dicom_io import CineSeries, find_stacks, load_stack, scan_dicom
+from dicom_io.results import read_source_headers, write_dicom_results
 from dicom_io.seg import SegMasks, SegmentationReadError, read_myocardium_segmentation
 from inference.analysis import LVAnalysis, analyze_motion, failed_report
 from inference.bullseye import save_bullseye
@@ -255,7 +257,8 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> 
 def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeries,
                   u: np.ndarray, out: Path, identity: dict[str, object], save_motion: bool
                   ) -> None:
-    """``report.json``, the bull's-eye PNG and (optionally) ``motion.npz``."""
+    """``report.json``, the bull's-eye PNG, (optionally) ``motion.npz``, and the DICOM
+    results (written last, next to them; the node exports every file of the folder)."""
     outcome.report = analysis.report(
         series_instance_uid=cine.series_instance_uid, model=identity,
         trigger_times=cine.trigger_times, slice_positions=cine.slice_positions,
@@ -276,3 +279,8 @@ def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeri
             pixel_spacing=np.asarray(cine.in_plane_spacing, np.float64),
         )
         outcome.files.append(path)
+    start = time.perf_counter()
+    dicom = write_dicom_results(cine, read_source_headers(cine), analysis, u, outcome.report,
+                                out)
+    outcome.files.extend(dicom.paths)
+    outcome.timings_s["dicom_s"] = time.perf_counter() - start

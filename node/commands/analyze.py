@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
@@ -105,12 +107,23 @@ def run(args: argparse.Namespace) -> int:
         print_summary(outcome.report)
     for warning in outcome.warnings:
         print(f"warning: {warning}")
+    dicom = [p for p in outcome.files if p.suffix == ".dcm"]
     for path in outcome.files:
-        print(f"wrote {path}")
+        if path.suffix != ".dcm":
+            print(f"wrote {path}")
+    if dicom:
+        print(f"wrote {len(dicom)} DICOM objects in {dicom[0].parent}: {_kinds(dicom)}")
     if outcome.error is not None:
         print(f"cinestrain: {outcome.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _kinds(paths: list[Path]) -> str:
+    """``pm_radial_strain x10, sr_report x1, ...``: files counted by name without the
+    phase or slice suffix."""
+    counts = Counter(re.sub(r"_[ts]\d+$", "", p.stem) for p in paths)
+    return ", ".join(f"{kind} x{n}" for kind, n in counts.items())
 
 
 def _fmt(value: object, spec: str = ".1f") -> str:

@@ -1,0 +1,193 @@
+"""Every DICOM result of one analysis, written next to ``report.json``.
+
+:func:`write_dicom_results` writes, each kind as its own new series in the source study
+with UIDs from :class:`~dicom_io.uids.ResultUIDs` (same stack + same model = same UIDs):
+
+=========================  ================================  =========================
+series (SeriesNumber)      object                            files
+=========================  ================================  =========================
+901-905                    Parametric Maps: radial and       ``pm_<quantity>_t<NN>.dcm``
+                           circumferential strain (%),       (one per phase)
+                           displacement X, Y, Z (mm)
+910                        TID 1500 Measurement Report       ``sr_report.dcm``
+911                        SEG of the ED myocardium          ``seg_myocardium.dcm``
+                           (and cavities)
+920                        strain overlay SC, per slice      ``sc_overlay_s<NN>.dcm``
+921                        bull's-eye SC                     ``sc_bullseye.dcm``
+=========================  ================================  =========================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import highdicom as hd
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes as dcm_codes
+
+from dicom_io.cine import CineSeries
+from dicom_io.pm import QUANTITIES, build_parametric_maps, displacement_in_patient
+from dicom_io.sc import build_bullseye_capture, build_strain_overlay
+from dicom_io.seg import build_segmentation
+from dicom_io.sr import build_measurement_report
+from dicom_io.uids import ResultUIDs
+
+if TYPE_CHECKING:
+    from inference.analysis import LVAnalysis
+
+log = logging.getLogger(__name__)
+
+#: SeriesNumber of each result series
+SERIES_NUMBERS = {
+    "radial_strain": 901,
+    "circumferential_strain": 902,
+    "displacement_x": 903,
+    "displacement_y": 904,
+    "displacement_z": 905,
+    "sr": 910,
+    "seg": 911,
+    "sc-overlay": 920,
+    "sc-bullseye": 921,
+}
+SEG_DESCRIPTION = "cinestrain myocardium (ED)"
+
+
+@dataclass
+class DicomResults:
+    """The files written, by kind (``"pm"``, ``"sr"``, ``"seg"``, ``"sc"``)."""
+
+    by_kind: dict[str, list[Path]] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file written."""
+        return [p for paths in self.by_kind.values() for p in paths]
+
+    def add(self, kind: str, ds: Dataset, path: Path) -> None:
+        ds.save_as(path, enforce_file_format=True)
+        self.by_kind.setdefault(kind, []).append(path)
+
+
+def read_source_headers(cine: CineSeries) -> list[list[Dataset]]:
+    """``[S][T]`` the header (no pixels) of each source frame's file, each file read once."""
+    headers: dict[Path, Dataset] = {}
+    for row in cine.sources:
+        for f in row:
+            if f.path not in headers:
+                headers[f.path] = dcmread(f.path, stop_before_pixels=True)
+    return [[headers[f.path] for f in row] for row in cine.sources]
+
+
+def model_version(model: Mapping[str, object]) -> str:
+    """The model identity that results' UIDs derive from: name, version, temporal unit."""
+    if not model.get("name") or not model.get("version"):
+        raise ValueError("model must have a name and a version")
+    return " ".join(str(model[k]) for k in ("name", "version", "temporal") if model.get(k))
+
+
+def _unique(images: Sequence[Sequence[Dataset]]) -> list[Dataset]:
+    return list({str(ds.SOPInstanceUID): ds for row in images for ds in row}.values())
+
+
+def _segmentation_algorithm(analysis: LVAnalysis, model: Mapping[str, object]
+                            ) -> hd.AlgorithmIdentificationSequence | None:
+    """Automatic masks carry the algorithm that found them; masks read from the study's
+    SEG are written as MANUAL (as they were given)."""
+    if analysis.masks.source != "automatic":
+        return None
+    return hd.AlgorithmIdentificationSequence(
+        name="cinestrain myocardium", family=dcm_codes.cid7162.EdgeDetection,
+        version=str(model["version"]))
+
+
+def write_dicom_results(
+    cine: CineSeries,
+    images: Sequence[Sequence[Dataset]],
+    analysis: LVAnalysis,
+    u: np.ndarray,
+    report: Mapping[str, object],
+    out_dir: str | Path,
+) -> DicomResults:
+    """Write the Parametric Maps, SR, SEG and secondary captures of one analysis.
+
+    Parameters
+    ----------
+    cine : CineSeries
+        The analysed stack.
+    images : sequence of sequence of pydicom.dataset.Dataset
+        ``[S][T]`` source headers (:func:`read_source_headers`).
+    analysis : inference.analysis.LVAnalysis
+        Strain maps, masks and curves.
+    u : numpy.ndarray
+        ``[S, T, 2, H, W]`` displacement, mm.
+    report : mapping
+        The ``report.json`` document of ``analysis`` (the SR repeats its values).
+    out_dir : str or pathlib.Path
+        Folder to write into (created).
+
+    Returns
+    -------
+    DicomResults
+    """
+    if np.shape(u) != (cine.n_slices, cine.n_phases, 2, *cine.shape[2:]):
+        raise ValueError(f"u must be [S, T, 2, H, W] for a {cine.shape} cine, "
+                         f"got {np.shape(u)}")
+    model = report.get("model")
+    if not isinstance(model, Mapping):
+        raise ValueError("report has no 'model' (not a report.json document)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    uids = ResultUIDs(cine.series_instance_uids, model_version(model))
+    results = DicomResults()
+    myocardium = analysis.masks.myocardium
+    maps = {"radial_strain": analysis.strain.radial_pct,
+            "circumferential_strain": analysis.strain.circumferential_pct}
+    displacement = displacement_in_patient(u, cine.image_orientations[0])
+    for axis, name in enumerate(("displacement_x", "displacement_y", "displacement_z")):
+        maps[name] = displacement[axis]
+    for quantity, values in maps.items():
+        spec = QUANTITIES[quantity]
+        for t, pm in enumerate(build_parametric_maps(
+                cine, images, values, quantity, uids=uids,
+                series_number=SERIES_NUMBERS[quantity],
+                mask=myocardium if spec.masked else None)):
+            results.add("pm", pm, out / f"pm_{quantity}_t{t:02d}.dcm")
+    ed = analysis.strain.ed_phase
+    ed_images = [images[s][ed] for s in range(cine.n_slices)]
+    sr = build_measurement_report(report, _unique(images), uids=uids,
+                                  series_number=SERIES_NUMBERS["sr"],
+                                  library_images=_unique([ed_images]))
+    results.add("sr", sr, out / "sr_report.dcm")
+    masks = {"myocardium": myocardium}
+    for name in ("lv_cavity", "rv_cavity"):
+        mask = getattr(analysis.masks, name)
+        if mask is not None and mask.any():
+            masks[name] = mask
+    try:
+        seg = build_segmentation(
+            ed_images, masks, series_number=SERIES_NUMBERS["seg"],
+            series_description=SEG_DESCRIPTION,
+            algorithm=_segmentation_algorithm(analysis, model),
+            series_instance_uid=uids.series("seg"), sop_instance_uid=uids.instance("seg"))
+        results.add("seg", seg, out / "seg_myocardium.dcm")
+    except TypeError as exc:  # multi-frame (enhanced) sources
+        log.warning("no result SEG: %s", exc)
+    for s in range(cine.n_slices):
+        if not myocardium[s].any():
+            continue
+        overlay = build_strain_overlay(cine, s, analysis.strain.circumferential_pct,
+                                       myocardium, u, uids=uids,
+                                       series_number=SERIES_NUMBERS["sc-overlay"])
+        results.add("sc", overlay, out / f"sc_overlay_s{s:02d}.dcm")
+    bullseye = build_bullseye_capture(report, cine, ed_images, uids=uids,
+                                      series_number=SERIES_NUMBERS["sc-bullseye"])
+    results.add("sc", bullseye, out / "sc_bullseye.dcm")
+    log.info("series %s: %d DICOM result files in %s", cine.series_instance_uid,
+             len(results.paths), out)
+    return results

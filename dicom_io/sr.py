@@ -1,0 +1,223 @@
+"""The strain report as a TID 1500 Measurement Report (Comprehensive SR, highdicom).
+
+Content, all values exactly those of ``report.json``:
+
+- root DCM 126000 "Imaging Measurement Report", a device observer (cinestrain), procedure
+  SCT 241620005 "Cardiac MRI", an image library (the ED images), and every source image
+  as evidence;
+- one measurement group for the global values (finding site SCT 49848007 "Left Ventricle
+  Myocardium"), one per AHA segment (finding site from CID 3717), and one for LV
+  function (EDV, ESV, stroke volume, EF, mass), each with a tracking identifier and UID
+  and the algorithm's name, version and parameters (pairing, temporal unit, weights and
+  the strain convention, stated in words), stated once per group;
+- in each strain group: peak radial strain (DCM 130675, derivation "Maximum"), peak
+  circumferential strain (DCM 130677, derivation "Minimum"), both in UCUM ``%``, and the
+  times to peak in ``ms`` (private concepts :data:`dicom_io.codes.TIME_TO_PEAK_RADIAL` /
+  ``..._CIRCUMFERENTIAL``: PS3.16 defines a time to peak for longitudinal strain only).
+
+A value that is null in ``report.json`` (a segment no slice covers, volumes that could
+not be computed) has no measurement: a NUM item must hold a number, and the report's
+``warnings`` say why it is missing. A group left with no measurement is not written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import cast
+
+import highdicom as hd
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes as dcm_codes
+from pydicom.sr.coding import Code
+
+from dicom_io import codes
+from dicom_io.equipment import (
+    DEVICE_OBSERVER_UID,
+    DEVICE_SERIAL_NUMBER,
+    MANUFACTURER,
+    MANUFACTURER_MODEL_NAME,
+    SOFTWARE_VERSIONS,
+)
+from dicom_io.uids import ResultUIDs
+
+log = logging.getLogger(__name__)
+
+#: report.json curve key -> (concept, unit, derivation) of the strain measurements
+STRAIN_MEASUREMENTS: dict[str, tuple[Code, Code, Code | None]] = {
+    "peak_radial_strain_pct": (codes.RADIAL_STRAIN, codes.PERCENT, codes.MAXIMUM),
+    "peak_circumferential_strain_pct": (codes.CIRCUMFERENTIAL_STRAIN, codes.PERCENT,
+                                        codes.MINIMUM),
+    "time_to_peak_radial_ms": (codes.TIME_TO_PEAK_RADIAL, codes.MILLISECOND, None),
+    "time_to_peak_circumferential_ms": (codes.TIME_TO_PEAK_CIRCUMFERENTIAL,
+                                        codes.MILLISECOND, None),
+}
+#: report.json ``function`` key -> (concept, unit, finding site)
+FUNCTION_MEASUREMENTS: dict[str, tuple[Code, Code, Code]] = {
+    "edv_ml": (codes.LV_ED_VOLUME, codes.MILLILITER, codes.LEFT_VENTRICLE),
+    "esv_ml": (codes.LV_ES_VOLUME, codes.MILLILITER, codes.LEFT_VENTRICLE),
+    "sv_ml": (codes.STROKE_VOLUME, codes.MILLILITER, codes.LEFT_VENTRICLE),
+    "ef_pct": (codes.LV_EJECTION_FRACTION, codes.PERCENT, codes.LEFT_VENTRICLE),
+    "mass_g": (codes.LV_MASS, codes.GRAM, codes.LV_MYOCARDIUM),
+}
+#: tracking identifiers of the groups that are not AHA segments
+GLOBAL_TRACKING_ID = "global LV myocardium"
+FUNCTION_TRACKING_ID = "LV function"
+
+SERIES_DESCRIPTION = "cinestrain report"
+
+
+def _number(value: object, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"report value {key!r} must be a number or null, got {value!r}")
+    return float(value)
+
+
+def _check_report(report: Mapping[str, object]) -> None:
+    missing = [k for k in ("model", "global", "segments", "function", "strain_convention")
+               if k not in report]
+    if missing:
+        raise ValueError(f"report lacks {missing} (not a report.json document)")
+    model = report["model"]
+    if not isinstance(model, Mapping) or not model.get("name") or not model.get("version"):
+        raise ValueError("report['model'] must name the model and its version")
+    segments = report["segments"]
+    if not isinstance(segments, Mapping) or set(segments) != {str(k) for k in range(1, 17)}:
+        raise ValueError("report['segments'] must have the keys '1' to '16'")
+
+
+def algorithm_identification(report: Mapping[str, object]) -> hd.sr.AlgorithmIdentification:
+    """TID 4019 of the model that produced ``report`` (report.json's ``model``), with the
+    strain convention among its parameters."""
+    model = cast(Mapping[str, object], report["model"])
+    parameters = [f"{k}={model[k]}" for k in ("pairing", "temporal", "weights") if k in model]
+    parameters.append(f"strain convention: {report['strain_convention']}")
+    if report.get("myocardium_source"):
+        parameters.append(f"ED myocardium from: {report['myocardium_source']}")
+    return hd.sr.AlgorithmIdentification(name=str(model["name"]), version=str(model["version"]),
+                                         parameters=parameters)
+
+
+def _strain_group(curves: Mapping[str, object], site: Code, tracking_id: str,
+                  tracking_uid: str, algorithm: hd.sr.AlgorithmIdentification
+                  ) -> hd.sr.MeasurementsAndQualitativeEvaluations | None:
+    measurements = []
+    for key, (concept, unit, derivation) in STRAIN_MEASUREMENTS.items():
+        value = _number(curves.get(key), key)
+        if value is None:
+            continue
+        measurements.append(hd.sr.Measurement(name=concept, value=value, unit=unit,
+                                              derivation=derivation))
+    if not measurements:
+        log.info("%s: no values in report.json, no measurement group", tracking_id)
+        return None
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid, identifier=tracking_id),
+        finding_sites=[hd.sr.FindingSite(site)],
+        algorithm_id=algorithm,
+        measurements=measurements,
+    )
+
+
+def _function_group(function: Mapping[str, object] | None, tracking_uid: str,
+                    algorithm: hd.sr.AlgorithmIdentification
+                    ) -> hd.sr.MeasurementsAndQualitativeEvaluations | None:
+    if not function:
+        return None
+    measurements = []
+    for key, (concept, unit, site) in FUNCTION_MEASUREMENTS.items():
+        value = _number(function.get(key), key)
+        if value is not None:
+            measurements.append(hd.sr.Measurement(
+                name=concept, value=value, unit=unit, finding_sites=[hd.sr.FindingSite(site)]))
+    if not measurements:
+        return None
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid,
+                                                     identifier=FUNCTION_TRACKING_ID),
+        finding_sites=[hd.sr.FindingSite(codes.LEFT_VENTRICLE)],
+        algorithm_id=algorithm,
+        measurements=measurements,
+    )
+
+
+def build_measurement_report(
+    report: Mapping[str, object],
+    source_images: Sequence[Dataset],
+    *,
+    uids: ResultUIDs,
+    series_number: int,
+    library_images: Sequence[Dataset] | None = None,
+) -> hd.sr.ComprehensiveSR:
+    """The TID 1500 Measurement Report of one analysis.
+
+    Parameters
+    ----------
+    report : mapping
+        The ``report.json`` document (:meth:`inference.analysis.LVAnalysis.report`).
+    source_images : sequence of pydicom.dataset.Dataset
+        Headers of the source images (one per instance) of one study: the evidence
+        (Current Requested Procedure Evidence Sequence).
+    uids : ResultUIDs
+        Derives the series, instance and tracking UIDs.
+    series_number : int
+        SeriesNumber of the new series.
+    library_images : sequence of pydicom.dataset.Dataset, optional
+        The images of the image library (default: ``source_images``); the ED image of
+        each slice, whose myocardium was measured, keeps the SR small for long cines.
+
+    Returns
+    -------
+    highdicom.sr.ComprehensiveSR
+    """
+    _check_report(report)
+    if not source_images:
+        raise ValueError("no source images")
+    if len({str(ds.StudyInstanceUID) for ds in [*source_images, *(library_images or [])]}
+           ) != 1:
+        raise ValueError("source_images and library_images must belong to one study")
+    algorithm = algorithm_identification(report)
+    groups = []
+    group = _strain_group(report["global"], codes.LV_MYOCARDIUM,  # type: ignore[arg-type]
+                          GLOBAL_TRACKING_ID, uids.instance("sr-tracking", 0), algorithm)
+    groups.append(group)
+    segments = cast(Mapping[str, Mapping[str, object]], report["segments"])
+    for k in range(1, 17):
+        curves = segments[str(k)]
+        name = curves.get("name") or codes.AHA_SEGMENTS[k].meaning
+        groups.append(_strain_group(curves, codes.AHA_SEGMENTS[k], f"AHA segment {k} {name}",
+                                    uids.instance("sr-tracking", k), algorithm))
+    groups.append(_function_group(report["function"],  # type: ignore[arg-type]
+                                  uids.instance("sr-tracking", 17), algorithm))
+    groups = [g for g in groups if g is not None]
+    observer = hd.sr.ObserverContext(
+        observer_type=dcm_codes.cid270.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=DEVICE_OBSERVER_UID, name=MANUFACTURER_MODEL_NAME,
+            manufacturer_name=MANUFACTURER, model_name=MANUFACTURER_MODEL_NAME,
+            serial_number=DEVICE_SERIAL_NUMBER))
+    content = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.MR_HEART_PROCEDURE,
+        imaging_measurements=groups,
+        referenced_images=list(source_images if library_images is None else library_images),
+    )
+    sr = hd.sr.ComprehensiveSR(
+        evidence=list(source_images),
+        content=content[0],
+        series_instance_uid=uids.series("sr"),
+        series_number=series_number,
+        sop_instance_uid=uids.instance("sr"),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description=SERIES_DESCRIPTION,
+    )
+    sr.ManufacturerModelName = MANUFACTURER_MODEL_NAME
+    sr.SoftwareVersions = SOFTWARE_VERSIONS
+    sr.DeviceSerialNumber = DEVICE_SERIAL_NUMBER
+    sr.CodingSchemeIdentificationSequence = [codes.coding_scheme_identification()]
+    log.info("built SR %s: %d measurement groups", sr.SOPInstanceUID, len(groups))
+    return sr

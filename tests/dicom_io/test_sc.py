@@ -1,0 +1,78 @@
+"""Secondary captures: the multi-frame strain overlay per slice and the bull's-eye."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+
+from dicom_io.sc import build_bullseye_capture, build_strain_overlay, carry_to_phase
+from dicom_io.uids import ResultUIDs
+from tests.dicom_io.test_results import dciodvfy, phantom_result
+
+
+@pytest.fixture(scope="module")
+def uids() -> ResultUIDs:
+    return ResultUIDs(phantom_result().cine.series_instance_uids, "test model 1")
+
+
+def test_carry_to_phase_follows_a_known_shift() -> None:
+    values = np.zeros((40, 40))
+    mask = np.zeros((40, 40), bool)
+    mask[10:20, 10:20] = True
+    values[mask] = 7.0
+    u = np.zeros((2, 40, 40))
+    u[0], u[1] = 3.0, -4.0  # mm; 2 mm pixels: 1.5 rows down, 2 columns left
+    moved, inside = carry_to_phase(values, mask, u, (2.0, 2.0))
+    rows, cols = np.nonzero(inside)
+    assert rows.mean() == pytest.approx(14.5 + 1.5, abs=0.3)
+    assert cols.mean() == pytest.approx(14.5 - 2.0, abs=0.3)
+    assert moved[16, 12] == pytest.approx(7.0)  # well inside the moved square
+
+
+def test_strain_overlay_is_a_cine_loop_of_the_slice(uids: ResultUIDs, tmp_path: Path) -> None:
+    p = phantom_result()
+    s = 1
+    ds = build_strain_overlay(p.cine, s, p.analysis.strain.circumferential_pct,
+                              p.analysis.masks.myocardium, p.u, uids=uids, series_number=20)
+    path = tmp_path / "overlay.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    back = dcmread(path)
+    assert back.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7.4"
+    assert int(back.NumberOfFrames) == p.cine.n_phases
+    assert back.StudyInstanceUID == p.cine.study_instance_uid
+    assert back.InstanceNumber == s + 1 and back.BurnedInAnnotation == "YES"
+    pixels = back.pixel_array
+    assert pixels.shape[0] == p.cine.n_phases and pixels.shape[-1] == 3
+    colourful = np.ptp(pixels.astype(int), axis=-1) > 60  # strain colours, not grey
+    assert colourful.sum(axis=(1, 2)).min() > 500
+    refs = [i.ReferencedSOPInstanceUID for i in back.SourceImageSequence]
+    assert refs == [f.sop_instance_uid for f in p.cine.sources[s]]
+    if shutil.which("dciodvfy"):
+        errors, _ = dciodvfy(path)
+        assert not errors
+
+
+def test_bullseye_capture(uids: ResultUIDs, tmp_path: Path) -> None:
+    p = phantom_result()
+    ed = p.report["ed_phase"]
+    sources = [p.images[s][ed] for s in range(p.cine.n_slices)]
+    sc = build_bullseye_capture(p.report, p.cine, sources, uids=uids, series_number=21)
+    path = tmp_path / "bullseye.dcm"
+    sc.save_as(path)
+    back = dcmread(path)
+    assert back.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
+    assert back.PhotometricInterpretation == "RGB" and back.pixel_array.ndim == 3
+    assert back.SeriesDescription == "cinestrain bull's-eye"
+    assert len(back.SourceImageSequence) == p.cine.n_slices
+    if shutil.which("dciodvfy"):
+        errors, _ = dciodvfy(path)
+        assert not errors
+    with pytest.raises(ValueError, match="segments"):
+        build_bullseye_capture({"global": {}}, p.cine, sources, uids=uids, series_number=21)
+    with pytest.raises(ValueError, match="slice_index"):
+        build_strain_overlay(p.cine, 9, p.analysis.strain.circumferential_pct,
+                             p.analysis.masks.myocardium, p.u, uids=uids, series_number=20)

@@ -1,0 +1,152 @@
+"""The TID 1500 Measurement Report: parsed back with highdicom, every value equal to
+report.json; ``dsrdump`` shows them; null values leave no measurement."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import highdicom as hd
+import pytest
+from pydicom import dcmread
+
+from dicom_io import codes
+from dicom_io.results import read_source_headers
+from dicom_io.sr import (
+    FUNCTION_MEASUREMENTS,
+    FUNCTION_TRACKING_ID,
+    GLOBAL_TRACKING_ID,
+    STRAIN_MEASUREMENTS,
+    build_measurement_report,
+)
+from dicom_io.uids import ResultUIDs
+from tests.dicom_io.test_results import dciodvfy, phantom_result
+
+DSRDUMP = shutil.which("dsrdump")
+
+
+def _sources():
+    p = phantom_result()
+    return list({ds.SOPInstanceUID: ds for row in read_source_headers(p.cine)
+                 for ds in row}.values())
+
+
+def _write(report: dict, path: Path) -> Path:
+    uids = ResultUIDs(phantom_result().cine.series_instance_uids, "test model 1")
+    build_measurement_report(report, _sources(), uids=uids, series_number=10).save_as(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sr_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write(phantom_result().report, tmp_path_factory.mktemp("sr") / "sr.dcm")
+
+
+def _groups(path: Path) -> dict[str, hd.sr.MeasurementsAndQualitativeEvaluations]:
+    sr = hd.sr.srread(path)
+    report = hd.sr.MeasurementReport.from_sequence([sr])
+    return {g.tracking_identifier: g for g in report.get_image_measurement_groups()}
+
+
+def _value(group, concept, derivation=None) -> float | None:
+    found = [m for m in group.get_measurements(name=concept)
+             if derivation is None or m.derivation == derivation]
+    assert len(found) <= 1
+    return found[0].value if found else None
+
+
+def _check_curves(group, curves: dict) -> None:
+    for key, (concept, unit, derivation) in STRAIN_MEASUREMENTS.items():
+        value = _value(group, concept, derivation)
+        assert value == curves[key], key
+        if value is not None:
+            m = group.get_measurements(name=concept)[0]
+            assert m.unit == unit
+
+
+def test_every_value_of_report_json_is_in_the_sr(sr_file: Path) -> None:
+    report = phantom_result().report
+    groups = _groups(sr_file)
+    _check_curves(groups[GLOBAL_TRACKING_ID], report["global"])
+    assert groups[GLOBAL_TRACKING_ID].finding_sites[0].value == codes.LV_MYOCARDIUM
+    for k in range(1, 17):
+        curves = report["segments"][str(k)]
+        key = f"AHA segment {k} {curves['name']}"
+        if curves["peak_circumferential_strain_pct"] is None:
+            assert key not in groups
+            continue
+        _check_curves(groups[key], curves)
+        assert groups[key].finding_sites[0].value == codes.AHA_SEGMENTS[k]
+    function = groups[FUNCTION_TRACKING_ID]
+    for key, (concept, unit, _) in FUNCTION_MEASUREMENTS.items():
+        assert _value(function, concept) == report["function"][key], key
+        assert function.get_measurements(name=concept)[0].unit == unit
+    ds = dcmread(sr_file)
+    assert ds.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    assert ds.ConceptNameCodeSequence[0].CodeValue == "126000"
+    algorithm = groups[GLOBAL_TRACKING_ID][0].ContentSequence
+    texts = [str(item.TextValue) for item in algorithm if "TextValue" in item]
+    assert report["model"]["name"] in texts and report["model"]["version"] in texts
+    assert f"strain convention: {report['strain_convention']}" in texts
+    library = [i for i in ds.ContentSequence
+               if i.ConceptNameCodeSequence[0].CodeValue == "111028"]  # Image Library
+    assert len(library) == 1
+    evidence = {str(i.ReferencedSOPInstanceUID)
+                for study in ds.CurrentRequestedProcedureEvidenceSequence
+                for series in study.ReferencedSeriesSequence
+                for i in series.ReferencedSOPSequence}
+    assert evidence == {f.sop_instance_uid for row in phantom_result().cine.sources
+                        for f in row}
+
+
+def test_null_values_leave_no_measurement(tmp_path: Path) -> None:
+    report = copy.deepcopy(phantom_result().report)
+    for key in STRAIN_MEASUREMENTS:
+        report["segments"]["16"][key] = None
+    report["segments"]["15"]["time_to_peak_radial_ms"] = None
+    report["function"] = None
+    groups = _groups(_write(report, tmp_path / "sr.dcm"))
+    assert not any(name.startswith("AHA segment 16") for name in groups)
+    assert FUNCTION_TRACKING_ID not in groups
+    seg15 = groups[f"AHA segment 15 {report['segments']['15']['name']}"]
+    assert _value(seg15, codes.TIME_TO_PEAK_RADIAL) is None
+    assert _value(seg15, codes.RADIAL_STRAIN) == report["segments"]["15"][
+        "peak_radial_strain_pct"]
+
+
+def test_bad_report_is_refused() -> None:
+    uids = ResultUIDs(["1.2.3"], "m")
+    with pytest.raises(ValueError, match="lacks"):
+        build_measurement_report({"model": {}}, _sources(), uids=uids, series_number=1)
+    report = copy.deepcopy(phantom_result().report)
+    report["global"]["peak_radial_strain_pct"] = "high"
+    with pytest.raises(TypeError, match="peak_radial_strain_pct"):
+        build_measurement_report(report, _sources(), uids=uids, series_number=1)
+    with pytest.raises(ValueError, match="no source images"):
+        build_measurement_report(phantom_result().report, [], uids=uids, series_number=1)
+
+
+@pytest.mark.skipif(DSRDUMP is None, reason="DCMTK dsrdump not installed")
+def test_dsrdump_shows_the_values(sr_file: Path) -> None:
+    result = subprocess.run([DSRDUMP, str(sr_file)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    g = phantom_result().report["global"]
+    text = result.stdout
+    assert '"Imaging Measurement Report"' in text
+    assert f'"Circumferential Lagrangian Strain")="{g["peak_circumferential_strain_pct"]:g}"' \
+        in text
+    assert f'"Radial Lagrangian Strain")="{g["peak_radial_strain_pct"]:g}"' in text
+    assert "(264850008,SCT,\"left ventricle basal anterior segment\")" in text
+    ef = phantom_result().report["function"]["ef_pct"]
+    assert f'"Left ventricular ejection fraction by MR")="{ef:g}" (%,UCUM' in text
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy not installed")
+def test_dciodvfy_finds_no_error(sr_file: Path) -> None:
+    errors, warnings = dciodvfy(sr_file)
+    assert not errors
+    # the only warnings: the private coding scheme is not in dciodvfy's list
+    assert all("99CINESTRAIN" in w for w in warnings)
