@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,9 @@ from node.states import INDEX_FILE, SPOOL_DIR
 
 #: every subprocess of a test is bounded by this many seconds
 TOOL_TIMEOUT_S = 60
+
+#: the Orthanc server binary (Debian package orthanc), None when absent
+ORTHANC = shutil.which("Orthanc")
 
 
 def free_port() -> int:
@@ -126,3 +133,45 @@ def phantom_dir(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, result.stderr
     return out / "case_000"
+
+
+class Orthanc:
+    """Orthanc on loopback with a throw-away configuration (no auth, store from anyone)."""
+
+    def __init__(self, root: Path, dicom_port: int) -> None:
+        self.dicom_port, self.http_port = dicom_port, free_port()
+        config = {
+            "Name": "cinestrain-test", "StorageDirectory": str(root / "storage"),
+            "IndexDirectory": str(root / "index"), "DicomAet": "ORTHANC",
+            "DicomPort": dicom_port, "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+            "DicomModalities": {}, "DicomAlwaysAllowStore": True,
+        }
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "orthanc.json").write_text(json.dumps(config))
+        self.log = (root / "orthanc.log").open("w")
+        self.proc = subprocess.Popen([ORTHANC, str(root / "orthanc.json")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.instances()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("Orthanc did not start within 30 s")
+
+    def instances(self) -> list[str]:
+        url = f"http://127.0.0.1:{self.http_port}/instances"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+        self.log.close()

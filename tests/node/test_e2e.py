@@ -1,0 +1,87 @@
+"""End to end: DCMTK pushes a phantom stack, the node analyses it, Orthanc receives results.
+
+Real parts only: ``storescu`` over two parallel associations (random order, one series
+per slice), our SCP, scheduler and worker process, the analysis pipeline with a real (small,
+untrained: plumbing, not accuracy) model, and Orthanc as the destination PACS on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+
+import pytest
+from pydicom import dcmread
+
+from node.service import Node
+from node.states import JobState
+from tests.node.conftest import ORTHANC, Orthanc, free_port
+from tests.node.test_service import tiny_weights, wait_for  # noqa: F401 (fixture)
+from tests.node.test_stacks import push_parallel
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed"),
+    pytest.mark.skipif(ORTHANC is None, reason="Orthanc (Debian package orthanc) not installed"),
+]
+
+
+def _get(orthanc: Orthanc, path: str) -> object:
+    url = f"http://127.0.0.1:{orthanc.http_port}{path}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_scanner_to_pacs(make_config, phantom_dir, tiny_weights, tmp_path):  # noqa: F811
+    orthanc_port = free_port()
+    cfg = make_config(
+        model={"weights": str(tiny_weights)},
+        worker={"device": "cpu", "torch_threads": 1},
+        destinations=[
+            {
+                "kind": "dicom",
+                "name": "pacs",
+                "ae_title": "ORTHANC",
+                "host": "127.0.0.1",
+                "port": orthanc_port,
+            },
+        ],
+    )
+    orthanc = Orthanc(tmp_path / "orthanc", orthanc_port)
+    node = Node(cfg)
+    node.start()
+    try:
+        files = sorted((phantom_dir / "dicom").iterdir())
+        push_parallel(cfg, files, seed=3)
+        assert wait_for(lambda: [j["state"] for j in node.index.jobs()] == [JobState.DONE], 180), (
+            node.index.jobs()
+        )
+        assert wait_for(lambda: [e["state"] for e in node.index.exports()] == ["done"], 60), (
+            node.index.exports()
+        )
+        source_study = dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+        studies = _get(orthanc, "/studies?expand")
+        assert len(studies) == 1
+        assert studies[0]["MainDicomTags"]["StudyInstanceUID"] == source_study
+        series = _get(orthanc, f"/studies/{studies[0]['ID']}/series?expand")
+        modalities = {s["MainDicomTags"].get("Modality") for s in series}
+        assert {"SR", "SEG"} <= modalities
+        descriptions = " | ".join(s["MainDicomTags"].get("SeriesDescription", "") for s in series)
+        sop_classes = set()
+        for s in series:
+            instance = _get(orthanc, f"/instances/{s['Instances'][0]}/tags?simplify")
+            sop_classes.add(instance["SOPClassUID"])
+        assert "1.2.840.10008.5.1.4.1.1.30" in sop_classes, descriptions  # Parametric Map
+        assert "1.2.840.10008.5.1.4.1.1.88.22" in sop_classes or (
+            "1.2.840.10008.5.1.4.1.1.88.33" in sop_classes
+        ), descriptions  # Enhanced / Comprehensive SR
+        assert "1.2.840.10008.5.1.4.1.1.66.4" in sop_classes, descriptions  # SEG
+        assert any(uid.startswith("1.2.840.10008.5.1.4.1.1.7") for uid in sop_classes), (
+            descriptions
+        )  # secondary captures
+        [job] = node.index.jobs()
+        written = [p for p in json.loads(job["files"]) if p.endswith(".dcm")]
+        assert len(_get(orthanc, "/instances")) == len(written)  # results only, each once
+    finally:
+        node.stop()
+        orthanc.stop()
