@@ -81,12 +81,24 @@ def run_tool(*argv: str | Path, env: dict[str, str] | None = None) -> subprocess
     )
 
 
-def storescu(cfg: NodeConfig, *files: str | Path, calling: str = "STORESCU",
-             called: str | None = None, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def storescu(
+    cfg: NodeConfig,
+    *files: str | Path,
+    calling: str = "STORESCU",
+    called: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
     """Push files with DCMTK ``storescu`` to the configured node."""
     return run_tool(
-        "storescu", "-aet", calling, "-aec", called or cfg.node.ae_title, *extra,
-        "127.0.0.1", str(cfg.node.port), *files,
+        "storescu",
+        "-aet",
+        calling,
+        "-aec",
+        called or cfg.node.ae_title,
+        *extra,
+        "127.0.0.1",
+        str(cfg.node.port),
+        *files,
     )
 
 
@@ -98,8 +110,14 @@ class Receiver:
         root = cfg.storage.directory
         self.spool = Spool(root / SPOOL_DIR, cfg.storage.min_free_mb)
         self.index = Index(root / INDEX_FILE)
-        self.server = start_scp(cfg.node, StoreContext(self.spool, self.index, min(
-            cfg.scheduler.complete_grace_seconds, cfg.scheduler.series_stable_seconds)))
+        self.server = start_scp(
+            cfg.node,
+            StoreContext(
+                self.spool,
+                self.index,
+                min(cfg.scheduler.complete_grace_seconds, cfg.scheduler.series_stable_seconds),
+            ),
+        )
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -107,8 +125,6 @@ class Receiver:
 
     def spooled(self) -> list[Path]:
         return sorted(self.spool.iter_instances())
-
-
 
 
 @pytest.fixture
@@ -125,10 +141,29 @@ def phantom_dir(tmp_path_factory) -> Path:
     its myocardium SEG (``seg/seg.dcm``)."""
     out = tmp_path_factory.mktemp("phantom")
     result = subprocess.run(
-        ["cinestrain", "phantom", "--out", str(out), "--cases", "1", "--seed", "8",
-         "--per-slice-series", "--slices", "3-3", "--phases", "8-8", "--matrix", "64-64",
-         "--file-names", "random", "--no-noise"],
-        capture_output=True, text=True, timeout=TOOL_TIMEOUT_S,
+        [
+            "cinestrain",
+            "phantom",
+            "--out",
+            str(out),
+            "--cases",
+            "1",
+            "--seed",
+            "8",
+            "--per-slice-series",
+            "--slices",
+            "3-3",
+            "--phases",
+            "8-8",
+            "--matrix",
+            "64-64",
+            "--file-names",
+            "random",
+            "--no-noise",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
     )
     assert result.returncode == 0, result.stderr
@@ -141,17 +176,23 @@ class Orthanc:
     def __init__(self, root: Path, dicom_port: int) -> None:
         self.dicom_port, self.http_port = dicom_port, free_port()
         config = {
-            "Name": "cinestrain-test", "StorageDirectory": str(root / "storage"),
-            "IndexDirectory": str(root / "index"), "DicomAet": "ORTHANC",
-            "DicomPort": dicom_port, "HttpPort": self.http_port,
-            "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-            "DicomModalities": {}, "DicomAlwaysAllowStore": True,
+            "Name": "cinestrain-test",
+            "StorageDirectory": str(root / "storage"),
+            "IndexDirectory": str(root / "index"),
+            "DicomAet": "ORTHANC",
+            "DicomPort": dicom_port,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomModalities": {},
+            "DicomAlwaysAllowStore": True,
         }
         root.mkdir(parents=True, exist_ok=True)
         (root / "orthanc.json").write_text(json.dumps(config))
         self.log = (root / "orthanc.log").open("w")
-        self.proc = subprocess.Popen([ORTHANC, str(root / "orthanc.json")],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [ORTHANC, str(root / "orthanc.json")], stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -175,3 +216,15 @@ class Orthanc:
             self.proc.kill()
             self.proc.wait(timeout=15)
         self.log.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A real but untrained small model (plumbing, not accuracy)."""
+    from inference.checkpoint import save_checkpoint
+    from inference.model import MotionConfig, MotionModel
+
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    config = MotionConfig(grid_size=32, channels=(8, 16, 16), decoder_width=16)
+    save_checkpoint(path, MotionModel(config), {"note": "test"})
+    return path

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 
 from node.service import Node
 from node.states import JobState
-from tests.node.conftest import ORTHANC, Orthanc, free_port
-from tests.node.test_service import tiny_weights, wait_for  # noqa: F401 (fixture)
+from tests.node.conftest import ORTHANC, Orthanc, free_port, storescu
+from tests.node.test_service import wait_for
 from tests.node.test_stacks import push_parallel
 
 pytestmark = [
@@ -32,7 +34,7 @@ def _get(orthanc: Orthanc, path: str) -> object:
         return json.loads(response.read())
 
 
-def test_scanner_to_pacs(make_config, phantom_dir, tiny_weights, tmp_path):  # noqa: F811
+def test_scanner_to_pacs(make_config, phantom_dir, tiny_weights, tmp_path):
     orthanc_port = free_port()
     cfg = make_config(
         model={"weights": str(tiny_weights)},
@@ -84,4 +86,90 @@ def test_scanner_to_pacs(make_config, phantom_dir, tiny_weights, tmp_path):  # n
         assert len(_get(orthanc, "/instances")) == len(written)  # results only, each once
     finally:
         node.stop()
+        orthanc.stop()
+
+
+def test_sigkill_while_processing_gives_results_exactly_once(
+    make_config,
+    phantom_dir,
+    tiny_weights,
+    tmp_path,
+):
+    """Kill the node (and its worker) mid-job; after restart the job runs again and the
+    PACS holds every result once (deterministic UIDs: a resend replaces, never adds)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import tomli_w
+
+    from node.commands.config import _without_none
+    from node.index import Index
+    from node.states import INDEX_FILE
+
+    orthanc_port = free_port()
+    cfg = make_config(
+        model={"weights": str(tiny_weights)},
+        worker={"device": "cpu", "torch_threads": 1},
+        destinations=[
+            {
+                "kind": "dicom",
+                "name": "pacs",
+                "ae_title": "ORTHANC",
+                "host": "127.0.0.1",
+                "port": orthanc_port,
+            },
+        ],
+    )
+    config = tmp_path / "node.toml"
+    config.write_text(tomli_w.dumps(_without_none(cfg.model_dump(mode="json"))))
+    exe = Path(sys.executable).parent / "cinestrain"
+    log = tmp_path / "serve.log"
+
+    def serve() -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(exe), "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("a"),
+            start_new_session=True,
+        )
+
+    def jobs() -> list[dict]:
+        index = Index(cfg.storage.directory / INDEX_FILE)
+        try:
+            return index.jobs()
+        finally:
+            index.close()
+
+    orthanc = Orthanc(tmp_path / "orthanc", orthanc_port)
+    proc = serve()
+    try:
+        assert wait_for(lambda: (cfg.storage.directory / INDEX_FILE).exists(), 60)
+        assert wait_for(
+            lambda: storescu(cfg, *sorted((phantom_dir / "dicom").iterdir())).returncode == 0,
+            60,
+            0.5,
+        )
+        running = wait_for(lambda: any(j["state"] == JobState.RUNNING for j in jobs()), 120, 0.05)
+        assert running, jobs()
+        os.killpg(proc.pid, signal.SIGKILL)  # the node and its worker process
+        proc.wait(timeout=30)
+        assert orthanc.instances() == []
+
+        proc = serve()
+        assert wait_for(lambda: [j["state"] for j in jobs()] == [JobState.DONE], 180), jobs()
+        [job] = jobs()
+        written = [p for p in json.loads(job["files"]) if p.endswith(".dcm")]
+        assert written
+        assert wait_for(lambda: len(orthanc.instances()) == len(written), 60)
+        time.sleep(2)  # nothing more arrives
+        assert len(orthanc.instances()) == len(written)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
         orthanc.stop()

@@ -28,18 +28,6 @@ from tests.node.conftest import TOOL_TIMEOUT_S, run_tool, storescu
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    """A real but untrained small model (plumbing, not accuracy)."""
-    from inference.checkpoint import save_checkpoint
-    from inference.model import MotionConfig, MotionModel
-
-    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
-    config = MotionConfig(grid_size=32, channels=(8, 16, 16), decoder_width=16)
-    save_checkpoint(path, MotionModel(config), {"note": "test"})
-    return path
-
-
 def wait_for(predicate, timeout_s: float, poll_s: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
