@@ -8,7 +8,8 @@ Every method runs on the same cases in one run and answers in the same contract
 - myocardial end-point error, mean and 95th percentile (mm);
 - end-point error elsewhere in the heart (LV and RV blood pools, mm);
 - folding: share of myocardial pixels with det F <= 0 (F = I + grad u);
-- runtime per slice (s), median over cases.
+- runtime per slice (s), median over cases (the model's includes finding the LV, which
+  centres its crop, as the product does).
 
 Held-out cases use seeds from 900000 up, which training never draws (training samples
 come from seeds below 100000, see ``inference/phantom/dataset.py``).
@@ -29,7 +30,9 @@ import torch
 from inference.baselines import demons_motion, zero_motion
 from inference.checkpoint import load_model, shipped_weights_path
 from inference.motion import estimate_motion
+from inference.myocardium import MyocardiumError, segment_myocardium
 from inference.phantom.case import generate_case
+from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
 from inference.strain import deformation_gradient
 
 HELD_OUT_SEED = 900_000
@@ -57,6 +60,16 @@ def motion_metrics(u: np.ndarray, case) -> dict[str, float]:
     }
 
 
+def product_centres(pixels: np.ndarray, spacing: tuple[float, float], ed: int) -> np.ndarray:
+    """The crop centres the product uses: automatic LV centres, else the heart centre."""
+    coarse = find_heart_centres(normalise_intensity(pixels), spacing)
+    try:
+        lv = segment_myocardium(pixels, spacing, ed, centres=coarse).lv_centres
+    except MyocardiumError:
+        lv = None
+    return motion_centres(coarse, lv)
+
+
 def methods(threads: int, variants: list[str], pairings: list[str], weights_dir: Path | None):
     """name -> function(pixels, spacing, ed) -> u."""
     out = {}
@@ -69,7 +82,7 @@ def methods(threads: int, variants: list[str], pairings: list[str], weights_dir:
             model, _ = load_model(path, pairing=pairing)
 
             def run(px, sp, ed, model=model):
-                return estimate_motion(px, sp, ed, model)
+                return estimate_motion(px, sp, ed, model, centres=product_centres(px, sp, ed))
 
             out[f"model-{temporal}-{pairing}"] = run
     out["demons"] = lambda px, sp, ed: demons_motion(px, sp, ed)

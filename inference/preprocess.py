@@ -151,3 +151,27 @@ class ModelGrid:
         x = disp_mm.reshape(s, t * 2, self.size, self.size).float()
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         return out.view(s, t, 2, h, w).numpy()
+
+
+def motion_centres(coarse: np.ndarray, lv_centres: np.ndarray | None) -> np.ndarray:
+    """Centres of the model grid: the LV centre where the slice has one, else the nearest
+    slice's, else the coarse heart centre.
+
+    The temporal-variance centre (:func:`find_heart_centres`) can sit between the LV and
+    the RV; the LV blood-pool centroid is what the model was trained around.
+
+    Parameters
+    ----------
+    coarse
+        ``(S, 2)`` heart centres, pixels.
+    lv_centres
+        ``(S, 2)`` LV centres, NaN for slices without an LV ring (or ``None``).
+    """
+    if lv_centres is None:
+        return coarse
+    lv_centres = np.asarray(lv_centres, dtype=float)
+    valid = np.flatnonzero(np.all(np.isfinite(lv_centres), axis=1))
+    if valid.size == 0:
+        return coarse
+    nearest = valid[np.abs(np.arange(len(lv_centres))[:, None] - valid[None, :]).argmin(axis=1)]
+    return lv_centres[nearest]

@@ -38,7 +38,7 @@ from inference.myocardium import (
     segment_myocardium,
 )
 from inference.phases import detect_ed_phase
-from inference.preprocess import find_heart_centres, normalise_intensity
+from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> 
         spacing,
         ed,
         model,
-        centres=centres,
+        centres=motion_centres(centres, masks.lv_centres),
         device=resolve_device(request.device),
         progress=None if progress is None else (lambda d, n: progress("motion", d, n)),
     )

@@ -42,7 +42,8 @@ def _myo_epe(u: np.ndarray, case) -> float:
 
 def test_contract_and_accuracy(case, model) -> None:
     spacing = tuple(float(v) for v in case.params.geometry.spacing)
-    u = estimate_motion(case.pixels.astype(np.float32), spacing, case.truth.ed_phase, model)
+    u = estimate_motion(case.pixels.astype(np.float32), spacing, case.truth.ed_phase, model,
+                        centres=case.truth.lv_centres)
     s, t, h, w = case.shape
     assert u.shape == (s, t, 2, h, w) and u.dtype == np.float32
     assert np.all(u[:, case.truth.ed_phase] == 0)
