@@ -20,7 +20,8 @@ series (SeriesNumber)      object                            files
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from pydicom.sr.codedict import codes as dcm_codes
 from dicom_io.cine import CineSeries
 from dicom_io.pm import QUANTITIES, build_parametric_maps, displacement_in_patient
 from dicom_io.sc import build_bullseye_capture, build_strain_overlay
+from dicom_io.scan import is_valid_date
 from dicom_io.seg import build_segmentation
 from dicom_io.sr import build_measurement_report
 from dicom_io.uids import ResultUIDs
@@ -74,13 +76,74 @@ class DicomResults:
         self.by_kind.setdefault(kind, []).append(path)
 
 
+#: dates the result objects copy from the source; anonymised exports often hold invalid
+#: ones ("00000000", "20120000"), which would make every writer fail
+COPIED_DATES = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+
+
+class _RepeatedUIWarnings(logging.Filter):
+    """Counts, and keeps out of the log, pydicom's warning for each non-conformant UID."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Invalid value for VR UI"):
+            self.count += 1
+            return False
+        return True
+
+
+@contextmanager
+def one_warning_for_source_uids(series_uid: str) -> Iterator[None]:
+    """Real exports carry UIDs pydicom warns about (a component with a leading zero);
+    results reference them hundreds of times. Log that once per series, not per copy."""
+    pydicom_log = logging.getLogger("pydicom")
+    quiet = _RepeatedUIWarnings()
+    pydicom_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        pydicom_log.removeFilter(quiet)
+        if quiet.count:
+            log.warning("series %s: the source has non-conformant UIDs (e.g. a component "
+                        "with a leading zero); results reference them as they are (%d times)",
+                        series_uid, quiet.count)
+
+
 def read_source_headers(cine: CineSeries) -> list[list[Dataset]]:
-    """``[S][T]`` the header (no pixels) of each source frame's file, each file read once."""
+    """``[S][T]`` the header (no pixels) of each source frame's file, each file read once.
+
+    Invalid dates (see :data:`COPIED_DATES`) are emptied in these copies, and a stack whose
+    images each carry their own FrameOfReferenceUID gets the stack's one, each with one
+    warning: the results then carry an empty date and one frame of reference rather than
+    failing. The source files are not touched.
+    """
     headers: dict[Path, Dataset] = {}
+    emptied: set[str] = set()
     for row in cine.sources:
         for f in row:
             if f.path not in headers:
-                headers[f.path] = dcmread(f.path, stop_before_pixels=True)
+                ds = dcmread(f.path, stop_before_pixels=True)
+                for keyword in COPIED_DATES:
+                    value = str(ds.get(keyword) or "")
+                    if value and not is_valid_date(value):
+                        setattr(ds, keyword, "")
+                        emptied.add(f"{keyword}={value!r}")
+                headers[f.path] = ds
+    if emptied:
+        log.warning("series %s: invalid dates left empty in the results: %s",
+                    cine.series_instance_uid, ", ".join(sorted(emptied)))
+    frames_of_reference = {str(ds.get("FrameOfReferenceUID", "")) for ds in headers.values()}
+    if len(frames_of_reference) > 1 and cine.frame_of_reference_uid:
+        # Some exports give every image its own frame of reference; the stack was joined by
+        # geometry (DESIGN.md § Cine series), so results use the stack's one.
+        for ds in headers.values():
+            ds.FrameOfReferenceUID = cine.frame_of_reference_uid
+        log.warning("series %s: %d frames of reference in one stack; results use %s",
+                    cine.series_instance_uid, len(frames_of_reference),
+                    cine.frame_of_reference_uid)
     return [[headers[f.path] for f in row] for row in cine.sources]
 
 

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
+from pydicom.valuerep import DA
 
 from dicom_io.errors import (
     CineSeriesError,
@@ -67,8 +68,25 @@ class PatientStudy:
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> PatientStudy:
-        """Take the attributes from a dataset (missing ones become empty strings)."""
-        return cls(**{name: _text(ds, _KEYWORDS[name]) for name in _KEYWORDS})
+        """Take the attributes from a dataset (missing ones become empty strings).
+
+        Dates that are not valid DICOM dates (anonymised exports hold "00000000" or
+        "20120000") become empty: result objects cannot carry them.
+        """
+        values = {name: _text(ds, _KEYWORDS[name]) for name in _KEYWORDS}
+        for name in ("patient_birth_date", "study_date"):
+            if values[name] and not is_valid_date(values[name]):
+                values[name] = ""
+        return cls(**values)
+
+
+def is_valid_date(value: str) -> bool:
+    """Whether ``value`` is a valid DICOM DA (a real calendar date, YYYYMMDD)."""
+    try:
+        DA(value)
+    except ValueError:
+        return False
+    return True
 
 
 _KEYWORDS = {

@@ -25,7 +25,11 @@ from pydicom.uid import SegmentationStorage
 
 from config import __version__
 from dicom_io import CineSeries, find_stacks, load_stack, scan_dicom
-from dicom_io.results import read_source_headers, write_dicom_results
+from dicom_io.results import (
+    one_warning_for_source_uids,
+    read_source_headers,
+    write_dicom_results,
+)
 from dicom_io.seg import SegMasks, SegmentationReadError, read_myocardium_segmentation
 from inference.analysis import LVAnalysis, analyze_motion, failed_report
 from inference.bullseye import save_bullseye
@@ -280,7 +284,9 @@ def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeri
         )
         outcome.files.append(path)
     start = time.perf_counter()
-    dicom = write_dicom_results(cine, read_source_headers(cine), analysis, u, outcome.report,
-                                out)
+    with one_warning_for_source_uids(cine.series_instance_uid):
+        dicom = write_dicom_results(
+            cine, read_source_headers(cine), analysis, u, outcome.report, out
+        )
     outcome.files.extend(dicom.paths)
     outcome.timings_s["dicom_s"] = time.perf_counter() - start
