@@ -91,3 +91,26 @@ def test_analyze_finds_the_myocardium_itself(study: Path, tmp_path: Path) -> Non
 
 def test_seg_is_read_by_header(study: Path) -> None:
     assert dcmread(study / "seg" / "seg.dcm", stop_before_pixels=True).Modality == "SEG"
+
+
+SUNNYBROOK = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sunnybrook"
+
+
+@pytest.mark.skipif(not (SUNNYBROOK / "SCD0000101.tar.gz").exists(),
+                    reason="../shared/data/sunnybrook is absent (a user's own clone has none)")
+@pytest.mark.skipif(not shipped_weights_path("gru").exists(), reason="no shipped weights")
+def test_real_sunnybrook_study_end_to_end(tmp_path, capsys):
+    """A real GE export with its quirks (leading-zero UIDs, anonymised dates '00000000',
+    a frame of reference per image, ED late in the cycle) runs through analyze."""
+    import tarfile
+
+    with tarfile.open(SUNNYBROOK / "SCD0000101.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    [dicoms] = list(tmp_path.rglob("dicoms/SCD0000101"))
+    out = tmp_path / "out"
+    assert main(["analyze", str(dicoms), "--out", str(out)]) == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert abs(report["ed_phase"] - 18) <= 1  # the manual ED frame is phase 18 of 20
+    assert report["global"]["peak_circumferential_strain_pct"] < 0
+    assert report["global"]["peak_radial_strain_pct"] > 0
+    assert len(list(out.glob("*.dcm"))) > 100
