@@ -34,21 +34,19 @@ def _get(orthanc: Orthanc, path: str) -> object:
         return json.loads(response.read())
 
 
+def node_to_orthanc(make_config, weights: Path, orthanc_port: int):
+    """A node on the small test model, CPU, exporting to Orthanc ("ORTHANC") on loopback."""
+    return make_config(
+        model={"weights": str(weights)},
+        worker={"device": "cpu", "torch_threads": 1},
+        destinations=[{"kind": "dicom", "name": "pacs", "ae_title": "ORTHANC",
+                       "host": "127.0.0.1", "port": orthanc_port}],
+    )
+
+
 def test_scanner_to_pacs(make_config, phantom_dir, tiny_weights, tmp_path):
     orthanc_port = free_port()
-    cfg = make_config(
-        model={"weights": str(tiny_weights)},
-        worker={"device": "cpu", "torch_threads": 1},
-        destinations=[
-            {
-                "kind": "dicom",
-                "name": "pacs",
-                "ae_title": "ORTHANC",
-                "host": "127.0.0.1",
-                "port": orthanc_port,
-            },
-        ],
-    )
+    cfg = node_to_orthanc(make_config, tiny_weights, orthanc_port)
     orthanc = Orthanc(tmp_path / "orthanc", orthanc_port)
     node = Node(cfg)
     node.start()
@@ -109,19 +107,7 @@ def test_sigkill_while_processing_gives_results_exactly_once(
     from node.states import INDEX_FILE
 
     orthanc_port = free_port()
-    cfg = make_config(
-        model={"weights": str(tiny_weights)},
-        worker={"device": "cpu", "torch_threads": 1},
-        destinations=[
-            {
-                "kind": "dicom",
-                "name": "pacs",
-                "ae_title": "ORTHANC",
-                "host": "127.0.0.1",
-                "port": orthanc_port,
-            },
-        ],
-    )
+    cfg = node_to_orthanc(make_config, tiny_weights, orthanc_port)
     config = tmp_path / "node.toml"
     config.write_text(tomli_w.dumps(_without_none(cfg.model_dump(mode="json"))))
     exe = Path(sys.executable).parent / "cinestrain"
