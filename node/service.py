@@ -69,6 +69,8 @@ def configure_logging(section: LoggingSection, verbosity: int = 0) -> None:
     root.setLevel(level)
     # pynetdicom logs every PDU at INFO; keep its chatter for debugging
     logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
+    # APScheduler logs every tick (every few seconds) at INFO: keep that for -vv / DEBUG.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
 def reconcile(spool: Spool, index: Index, scan_delay_s: float) -> int:
