@@ -69,7 +69,7 @@ def configure_logging(section: LoggingSection, verbosity: int = 0) -> None:
     root.setLevel(level)
     # pynetdicom logs every PDU at INFO; keep its chatter for debugging
     logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
-    # APScheduler logs every tick (every few seconds) at INFO: keep that for -vv / DEBUG.
+    # APScheduler logs every tick (every few seconds) at INFO: only its warnings.
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
