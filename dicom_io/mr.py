@@ -30,6 +30,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 
 from dicom_io.equipment import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from dicom_io.scan import PatientStudy
 
 logger = logging.getLogger(__name__)
 
@@ -287,17 +288,18 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
 
 def _add_patient_study(ds: Dataset, study: CineStudy) -> None:
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.PatientName = study.patient_name
-    ds.PatientID = study.patient_id
-    ds.PatientBirthDate = study.patient_birth_date
-    ds.PatientSex = study.patient_sex
-    ds.StudyInstanceUID = study.study_instance_uid
-    ds.StudyDate = study.study_date
-    ds.StudyTime = study.study_time
-    ds.ReferringPhysicianName = ""
-    ds.StudyID = study.study_id
-    ds.AccessionNumber = study.accession_number
-    ds.StudyDescription = "cardiac MR"
+    PatientStudy(
+        patient_name=study.patient_name,
+        patient_id=study.patient_id,
+        patient_birth_date=study.patient_birth_date,
+        patient_sex=study.patient_sex,
+        study_instance_uid=study.study_instance_uid,
+        study_id=study.study_id,
+        study_date=study.study_date,
+        study_time=study.study_time,
+        accession_number=study.accession_number,
+        study_description="cardiac MR",
+    ).copy_to(ds)
 
 
 def _add_series_equipment(ds: Dataset, study: CineStudy, series_uid: str, number: int) -> None:

@@ -185,22 +185,6 @@ def _source_item(src_class: str, src_uid: str, frame: int | None) -> Dataset:
     return item
 
 
-def _patient_study(ds: Dataset, cine: CineSeries) -> None:
-    p = cine.patient_study
-    ds.PatientName = p.patient_name
-    ds.PatientID = p.patient_id
-    ds.PatientBirthDate = p.patient_birth_date
-    ds.PatientSex = p.patient_sex
-    ds.StudyInstanceUID = p.study_instance_uid
-    ds.StudyID = p.study_id
-    ds.StudyDate = p.study_date
-    ds.StudyTime = p.study_time
-    ds.AccessionNumber = p.accession_number
-    ds.ReferringPhysicianName = p.referring_physician_name
-    if p.study_description:
-        ds.StudyDescription = p.study_description
-
-
 def build_strain_overlay(
     cine: CineSeries,
     slice_index: int,
@@ -290,7 +274,7 @@ def _sc_dataset(cine: CineSeries, series_uid: str, sop_uid: str, series_number: 
     ds.InstanceCreationDate = now.strftime("%Y%m%d")
     ds.InstanceCreationTime = now.strftime("%H%M%S")
     ds.SOPInstanceUID = sop_uid
-    _patient_study(ds, cine)
+    cine.patient_study.copy_to(ds)
     ds.Modality = "OT"
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = series_number

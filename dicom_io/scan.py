@@ -79,6 +79,14 @@ class PatientStudy:
                 values[name] = ""
         return cls(**values)
 
+    def copy_to(self, ds: Dataset) -> None:
+        """Write the Patient and General Study attributes into ``ds`` (an empty
+        StudyDescription, type 3, is left out)."""
+        for name, keyword in _KEYWORDS.items():
+            value = getattr(self, name)
+            if value or keyword != "StudyDescription":
+                setattr(ds, keyword, value)
+
 
 def is_valid_date(value: str) -> bool:
     """Whether ``value`` is a valid DICOM DA (a real calendar date, YYYYMMDD)."""

@@ -1,6 +1,6 @@
 """``cinestrain phantom``: write synthetic cine short-axis studies with exact truth.
 
-Per case, under ``OUT/case_XXX/``:
+Per case, under ``OUT/case_NNN/`` (NNN: the case number, from 000):
 
 - ``dicom/``: the cine as classic single-frame MR images (one series, or one per slice
   with ``--per-slice-series``);
