@@ -143,6 +143,72 @@ def _function_group(function: Mapping[str, object] | None, tracking_uid: str,
     )
 
 
+def _functional_group(ds: Dataset, frame_number: int, keyword: str) -> Dataset:
+    """The item of functional group ``keyword`` of one frame (per-frame before shared)."""
+    for groups in (ds.PerFrameFunctionalGroupsSequence[frame_number - 1],
+                   ds.SharedFunctionalGroupsSequence[0]):
+        if groups.get(keyword):
+            return groups[keyword][0]
+    raise ValueError(f"{ds.SOPInstanceUID} frame {frame_number} has no {keyword}")
+
+
+def _frame_view(ds: Dataset, frame_number: int) -> Dataset:
+    """One frame of a multi-frame image as highdicom's image library reads an image
+    (TID 1604 descriptors): the frame's position, orientation and pixel measures at the
+    top level, beside the image's identity."""
+    view = Dataset()
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+                    "FrameOfReferenceUID", "Modality", "Rows", "Columns"):
+        if keyword in ds:
+            setattr(view, keyword, ds[keyword].value)
+    view.ImagePositionPatient = _functional_group(
+        ds, frame_number, "PlanePositionSequence").ImagePositionPatient
+    view.ImageOrientationPatient = _functional_group(
+        ds, frame_number, "PlaneOrientationSequence").ImageOrientationPatient
+    measures = _functional_group(ds, frame_number, "PixelMeasuresSequence")
+    view.PixelSpacing = measures.PixelSpacing
+    view.SliceThickness = measures.get("SliceThickness")
+    return view
+
+
+def _library(images: list[Dataset], frames: Sequence[int | None] | None
+             ) -> tuple[list[Dataset], list[int | None]]:
+    """The image library's entries (frames of multi-frame images as :func:`_frame_view`)
+    and the frame number of each."""
+    frames = [None] * len(images) if frames is None else list(frames)
+    if len(frames) != len(images):
+        raise ValueError(f"library_frames has {len(frames)} items for {len(images)} images")
+    for ds, frame in zip(images, frames, strict=True):
+        if frame is None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            raise ValueError(f"library image {ds.SOPInstanceUID} is multi-frame: give the "
+                             "frame of each entry (library_frames)")
+    return [ds if f is None else _frame_view(ds, f) for ds, f in zip(images, frames,
+                                                                     strict=True)], frames
+
+
+def _add_library_frame_numbers(root: Dataset, library: Sequence[Dataset],
+                               frames: Sequence[int | None]) -> None:
+    """Set ReferencedFrameNumber on the image library entries of multi-frame frames.
+
+    highdicom's image library references whole instances; it keeps the order of the
+    entries of one instance (they share modality and frame of reference, so one group).
+    """
+    pending: dict[str, list[int | None]] = {}
+    for ds, frame in zip(library, frames, strict=True):
+        pending.setdefault(str(ds.SOPInstanceUID), []).append(frame)
+    library_item = next(item for item in root.ContentSequence
+                        if item.ConceptNameCodeSequence[0].CodeValue
+                        == dcm_codes.DCM.ImageLibrary.value)
+    for group in library_item.ContentSequence:
+        for entry in group.ContentSequence:
+            if entry.ValueType != "IMAGE":
+                continue
+            reference = entry.ReferencedSOPSequence[0]
+            frame = pending[str(reference.ReferencedSOPInstanceUID)].pop(0)
+            if frame is not None:
+                reference.ReferencedFrameNumber = frame
+
+
 def build_measurement_report(
     report: Mapping[str, object],
     source_images: Sequence[Dataset],
@@ -150,6 +216,7 @@ def build_measurement_report(
     uids: ResultUIDs,
     series_number: int,
     library_images: Sequence[Dataset] | None = None,
+    library_frames: Sequence[int | None] | None = None,
 ) -> hd.sr.ComprehensiveSR:
     """The TID 1500 Measurement Report of one analysis.
 
@@ -167,6 +234,11 @@ def build_measurement_report(
     library_images : sequence of pydicom.dataset.Dataset, optional
         The images of the image library (default: ``source_images``); the ED image of
         each slice, whose myocardium was measured, keeps the SR small for long cines.
+    library_frames : sequence of int or None, optional
+        Parallel to ``library_images``: the frame (1-based) of each entry in a multi-frame
+        image (Enhanced MR), None for a single-frame image. An enhanced stack is one
+        image, so its library lists the ED frame of each slice, each with its own
+        geometry and ReferencedFrameNumber.
 
     Returns
     -------
@@ -178,6 +250,8 @@ def build_measurement_report(
     if len({str(ds.StudyInstanceUID) for ds in [*source_images, *(library_images or [])]}
            ) != 1:
         raise ValueError("source_images and library_images must belong to one study")
+    library, frames = _library(list(source_images if library_images is None
+                                    else library_images), library_frames)
     algorithm = algorithm_identification(report)
     groups = []
     group = _strain_group(report["global"], codes.LV_MYOCARDIUM,  # type: ignore[arg-type]
@@ -202,8 +276,10 @@ def build_measurement_report(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.MR_HEART_PROCEDURE,
         imaging_measurements=groups,
-        referenced_images=list(source_images if library_images is None else library_images),
+        referenced_images=library,
     )
+    if any(f is not None for f in frames):
+        _add_library_frame_numbers(content[0], library, frames)
     sr = hd.sr.ComprehensiveSR(
         evidence=list(source_images),
         content=content[0],
