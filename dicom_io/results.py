@@ -36,7 +36,7 @@ from dicom_io.cine import CineSeries
 from dicom_io.pm import QUANTITIES, build_parametric_maps, displacement_in_patient
 from dicom_io.sc import build_bullseye_capture, build_strain_overlay
 from dicom_io.scan import is_valid_date
-from dicom_io.seg import build_segmentation
+from dicom_io.seg import build_cine_segmentation
 from dicom_io.sr import build_measurement_report
 from dicom_io.uids import ResultUIDs
 
@@ -223,24 +223,21 @@ def write_dicom_results(
             results.add("pm", pm, out / f"pm_{quantity}_t{t:02d}.dcm")
     ed = analysis.strain.ed_phase
     ed_images = [images[s][ed] for s in range(cine.n_slices)]
-    sr = build_measurement_report(report, _unique(images), uids=uids,
-                                  series_number=SERIES_NUMBERS["sr"],
-                                  library_images=_unique([ed_images]))
+    sr = build_measurement_report(
+        report, _unique(images), uids=uids, series_number=SERIES_NUMBERS["sr"],
+        library_images=ed_images,
+        library_frames=[cine.sources[s][ed].frame_number for s in range(cine.n_slices)])
     results.add("sr", sr, out / "sr_report.dcm")
     masks = {"myocardium": myocardium}
     for name in ("lv_cavity", "rv_cavity"):
         mask = getattr(analysis.masks, name)
         if mask is not None and mask.any():
             masks[name] = mask
-    try:
-        seg = build_segmentation(
-            ed_images, masks, series_number=SERIES_NUMBERS["seg"],
-            series_description=SEG_DESCRIPTION,
-            algorithm=_segmentation_algorithm(analysis, model),
-            series_instance_uid=uids.series("seg"), sop_instance_uid=uids.instance("seg"))
-        results.add("seg", seg, out / "seg_myocardium.dcm")
-    except TypeError as exc:  # multi-frame (enhanced) sources
-        log.warning("no result SEG: %s", exc)
+    seg = build_cine_segmentation(
+        cine, images, masks, ed, series_number=SERIES_NUMBERS["seg"],
+        series_description=SEG_DESCRIPTION, algorithm=_segmentation_algorithm(analysis, model),
+        series_instance_uid=uids.series("seg"), sop_instance_uid=uids.instance("seg"))
+    results.add("seg", seg, out / "seg_myocardium.dcm")
     for s in range(cine.n_slices):
         if not myocardium[s].any():
             continue
@@ -248,7 +245,7 @@ def write_dicom_results(
                                        myocardium, u, uids=uids,
                                        series_number=SERIES_NUMBERS["sc-overlay"])
         results.add("sc", overlay, out / f"sc_overlay_s{s:02d}.dcm")
-    bullseye = build_bullseye_capture(report, cine, ed_images, uids=uids,
+    bullseye = build_bullseye_capture(report, cine, ed, uids=uids,
                                       series_number=SERIES_NUMBERS["sc-bullseye"])
     results.add("sc", bullseye, out / "sc_bullseye.dcm")
     log.info("series %s: %d DICOM result files in %s", cine.series_instance_uid,

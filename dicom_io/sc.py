@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import highdicom as hd
 import numpy as np
@@ -315,7 +315,7 @@ def _rgb_pixels(ds: Dataset, pixels: np.ndarray) -> None:
 def build_bullseye_capture(
     report: Mapping[str, object],
     cine: CineSeries,
-    source_images: Sequence[Dataset],
+    phase: int,
     *,
     uids: ResultUIDs,
     series_number: int,
@@ -328,8 +328,9 @@ def build_bullseye_capture(
         The ``report.json`` document (``segments``, ``global``, ``function``).
     cine : CineSeries
         The source stack (patient and study, source frames).
-    source_images : sequence of pydicom.dataset.Dataset
-        The ED image of each slice (referenced as the source).
+    phase : int
+        The phase (normally ED) whose frame of each slice is referenced as the source
+        (with ReferencedFrameNumber when the stack is one multi-frame object).
     uids : ResultUIDs
     series_number : int
 
@@ -340,8 +341,8 @@ def build_bullseye_capture(
     for key in ("segments", "global"):
         if not isinstance(report.get(key), Mapping):
             raise ValueError(f"report lacks {key!r} (not a report.json document)")
-    if not source_images:
-        raise ValueError("no source images")
+    if not 0 <= int(phase) < cine.n_phases:
+        raise ValueError(f"phase must be in [0, {cine.n_phases}), got {phase}")
     p = cine.patient_study
     sc = hd.sc.SCImage(
         pixel_array=render_bullseye(report),
@@ -374,8 +375,8 @@ def build_bullseye_capture(
     sc.BurnedInAnnotation = "YES"
     sc.ImageComments = "AHA 16-segment peak circumferential strain (%), global values, EF"
     sc.SourceImageSequence = DicomSequence([
-        _source_item(str(ds.SOPClassUID), str(ds.SOPInstanceUID), None)
-        for ds in source_images])
+        _source_item(row[phase].sop_class_uid, row[phase].sop_instance_uid,
+                     row[phase].frame_number) for row in cine.sources])
     log.info("built bull's-eye SC %s", sc.SOPInstanceUID)
     return sc
 

@@ -2,15 +2,18 @@
 read back onto a cine stack (:func:`read_myocardium_segmentation`).
 
 One binary SEG instance holds one frame per (slice, segment) that is not empty; each
-frame references the ED image of its slice (the ``source_images``), so a viewer overlays
-it on the cine at ED. Truth masks (the phantom's) are ``MANUAL`` segments; masks found
-by an algorithm are ``AUTOMATIC`` and carry its identification.
+frame references the ED image of its slice, so a viewer overlays it on the cine at ED.
+:func:`build_segmentation` takes single-frame ED images (the phantom's truth SEG);
+:func:`build_cine_segmentation` takes a loaded stack of any layout (one series, one
+series per slice, or one Enhanced MR multi-frame object, whose frames are referenced by
+ReferencedFrameNumber) and writes the masks an analysis used. Truth masks are ``MANUAL``
+segments; masks found by an algorithm are ``AUTOMATIC`` and carry its identification.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +41,7 @@ from dicom_io.equipment import (
     MANUFACTURER_MODEL_NAME,
     SOFTWARE_VERSIONS,
 )
+from dicom_io.pm import reference_source_frames, source_arguments
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +106,113 @@ def build_segmentation(
     """
     if not source_images:
         raise ValueError("no source images")
+    _check_masks(masks, (len(source_images), int(source_images[0].Rows),
+                         int(source_images[0].Columns)))
+    if any(int(ds.get("NumberOfFrames", 1)) != 1 for ds in source_images):
+        raise TypeError("source_images must be single-frame images (one per slice); "
+                        "use build_cine_segmentation for a multi-frame stack")
+    seg = _segmentation(
+        _sources(source_images), masks, series_number=series_number,
+        series_description=series_description, algorithm=algorithm,
+        content_label=content_label,
+        series_instance_uid=series_instance_uid or _uid(source_images, "series",
+                                                        series_description),
+        sop_instance_uid=sop_instance_uid or _uid(source_images, "instance",
+                                                  series_description),
+        tracking_uid=lambda name: _uid(source_images, "tracking", name))
+    if len({str(ds.SeriesInstanceUID) for ds in source_images}) > 1:
+        _add_frame_references(seg, source_images)
+    return seg
+
+
+def build_cine_segmentation(
+    cine: CineSeries,
+    images: Sequence[Sequence[Dataset]],
+    masks: dict[str, np.ndarray],
+    phase: int,
+    *,
+    series_number: int,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    series_description: str = "myocardium",
+    algorithm: hd.AlgorithmIdentificationSequence | None = None,
+    content_label: str = "MYOCARDIUM",
+) -> hd.seg.Segmentation:
+    """A binary SEG of masks over one phase (normally ED) of a loaded stack, any layout.
+
+    Frames take the geometry of the stack (each slice's position, the orientation and
+    spacing) and reference their own source frame: the image of a single-frame layout,
+    or the frame (ReferencedFrameNumber) of an Enhanced MR multi-frame object.
+
+    Parameters
+    ----------
+    cine : CineSeries
+        The stack (geometry and source frames).
+    images : sequence of sequence of pydicom.dataset.Dataset
+        ``[S][T]`` header of each source frame's file (the same dataset repeated for the
+        frames of a multi-frame file).
+    masks : dict of str to numpy.ndarray
+        As for :func:`build_segmentation`, ``[S, H, W]`` bool in the stack's slice order.
+    phase : int
+        The phase (0-based, acquisition order) whose frames the masks belong to.
+    series_number : int
+        SeriesNumber of the new series.
+    series_instance_uid, sop_instance_uid : str
+        UIDs of the new series and instance.
+    series_description : str
+        SeriesDescription.
+    algorithm : highdicom.AlgorithmIdentificationSequence, optional
+        As for :func:`build_segmentation`.
+    content_label : str
+        ContentLabel.
+
+    Returns
+    -------
+    highdicom.seg.Segmentation
+    """
+    if not isinstance(cine, CineSeries):
+        raise TypeError(f"cine must be a CineSeries, got {type(cine).__name__}")
+    if not 0 <= int(phase) < cine.n_phases:
+        raise ValueError(f"phase must be in [0, {cine.n_phases}), got {phase}")
+    if len(images) != cine.n_slices or any(len(row) != cine.n_phases for row in images):
+        raise ValueError(f"images must be [S][T] = [{cine.n_slices}][{cine.n_phases}] "
+                         "datasets")
+    _check_masks(masks, (cine.n_slices, *cine.shape[2:]))
+    seg = _segmentation(
+        source_arguments(cine, images, phase), masks, series_number=series_number,
+        series_description=series_description, algorithm=algorithm,
+        content_label=content_label, series_instance_uid=series_instance_uid,
+        sop_instance_uid=sop_instance_uid,
+        tracking_uid=lambda name: generate_uid(entropy_srcs=[
+            sop_instance_uid, "seg", "tracking", name]))
+    reference_source_frames(seg, cine, phase, SEGMENTATION_DERIVATION)
+    return seg
+
+
+def _check_masks(masks: dict[str, np.ndarray], shape: tuple[int, ...]) -> None:
     if "myocardium" not in masks:
         raise ValueError("masks must contain 'myocardium'")
     unknown = sorted(set(masks) - set(SEGMENT_KINDS))
     if unknown:
         raise ValueError(f"unknown mask kinds {unknown}; known: {sorted(SEGMENT_KINDS)}")
-    n = len(source_images)
-    shape = (n, int(source_images[0].Rows), int(source_images[0].Columns))
     for name, mask in masks.items():
         if np.shape(mask) != shape:
             raise ValueError(f"mask {name!r} has shape {np.shape(mask)}, expected {shape}")
-    if any(int(ds.get("NumberOfFrames", 1)) != 1 for ds in source_images):
-        raise TypeError("source_images must be single-frame images (one per slice)")
+
+
+def _segmentation(
+    sources: dict[str, object],
+    masks: dict[str, np.ndarray],
+    *,
+    series_number: int,
+    series_description: str,
+    algorithm: hd.AlgorithmIdentificationSequence | None,
+    content_label: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    tracking_uid: Callable[[str], str],
+) -> hd.seg.Segmentation:
+    """The SEG of checked ``masks`` over highdicom's source and geometry arguments."""
     names = [k for k in SEGMENT_KINDS if k in masks]
     descriptions = []
     for number, name in enumerate(names, start=1):
@@ -126,22 +225,20 @@ def build_segmentation(
             algorithm_type=(hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if algorithm
                             else hd.seg.SegmentAlgorithmTypeValues.MANUAL),
             algorithm_identification=algorithm,
-            tracking_uid=_uid(source_images, "tracking", name),
+            tracking_uid=tracking_uid(name),
             tracking_id=f"{kind.label} (ED)",
             anatomic_regions=[HEART],
             display_color=hd.color.CIELabColor(*kind.colour),
         ))
     pixels = np.stack([np.asarray(masks[k], dtype=bool) for k in names], axis=-1)
     seg = hd.seg.Segmentation(
-        **_sources(source_images),
+        **sources,
         pixel_array=pixels.astype(np.uint8),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=series_instance_uid or _uid(source_images, "series",
-                                                        series_description),
+        series_instance_uid=series_instance_uid,
         series_number=series_number,
-        sop_instance_uid=sop_instance_uid or _uid(source_images, "instance",
-                                                  series_description),
+        sop_instance_uid=sop_instance_uid,
         instance_number=1,
         manufacturer=MANUFACTURER,
         manufacturer_model_name=MANUFACTURER_MODEL_NAME,
@@ -151,9 +248,8 @@ def build_segmentation(
         content_description="ED myocardium and cavities",
         series_description=series_description,
     )
-    if len({str(ds.SeriesInstanceUID) for ds in source_images}) > 1:
-        _add_frame_references(seg, source_images)
-    log.info("built SEG %s over %d ED images, segments %s", seg.SOPInstanceUID, n, names)
+    log.info("built SEG %s: %d frames, segments %s", seg.SOPInstanceUID,
+             len(seg.PerFrameFunctionalGroupsSequence), names)
     return seg
 
 

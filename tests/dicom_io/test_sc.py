@@ -59,20 +59,22 @@ def test_strain_overlay_is_a_cine_loop_of_the_slice(uids: ResultUIDs, tmp_path: 
 def test_bullseye_capture(uids: ResultUIDs, tmp_path: Path) -> None:
     p = phantom_result()
     ed = p.report["ed_phase"]
-    sources = [p.images[s][ed] for s in range(p.cine.n_slices)]
-    sc = build_bullseye_capture(p.report, p.cine, sources, uids=uids, series_number=21)
+    sc = build_bullseye_capture(p.report, p.cine, ed, uids=uids, series_number=21)
     path = tmp_path / "bullseye.dcm"
     sc.save_as(path)
     back = dcmread(path)
     assert back.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
     assert back.PhotometricInterpretation == "RGB" and back.pixel_array.ndim == 3
     assert back.SeriesDescription == "cinestrain bull's-eye"
-    assert len(back.SourceImageSequence) == p.cine.n_slices
+    assert [i.ReferencedSOPInstanceUID for i in back.SourceImageSequence] == [
+        row[ed].sop_instance_uid for row in p.cine.sources]
     if shutil.which("dciodvfy"):
         errors, _ = dciodvfy(path)
         assert not errors
     with pytest.raises(ValueError, match="segments"):
-        build_bullseye_capture({"global": {}}, p.cine, sources, uids=uids, series_number=21)
+        build_bullseye_capture({"global": {}}, p.cine, ed, uids=uids, series_number=21)
+    with pytest.raises(ValueError, match="phase"):
+        build_bullseye_capture(p.report, p.cine, 99, uids=uids, series_number=21)
     with pytest.raises(ValueError, match="slice_index"):
         build_strain_overlay(p.cine, 9, p.analysis.strain.circumferential_pct,
                              p.analysis.masks.myocardium, p.u, uids=uids, series_number=20)
