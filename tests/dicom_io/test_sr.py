@@ -4,6 +4,7 @@ report.json; ``dsrdump`` shows them; null values leave no measurement."""
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -128,20 +129,49 @@ def test_bad_report_is_refused() -> None:
         build_measurement_report(phantom_result().report, [], uids=uids, series_number=1)
 
 
+def _dsrdump_groups(text: str) -> dict[str, dict[str, float]]:
+    """Tracking identifier -> {concept meaning: value} of each measurement group in
+    ``dsrdump +Pl`` output (a NUM item and its value in quotes, one per line)."""
+    groups: dict[str, dict[str, float]] = {}
+    current: dict[str, float] | None = None
+    for line in text.splitlines():
+        tracking = re.search(r'"Tracking Identifier"\)="(.*)">$', line)
+        if tracking:
+            current = groups.setdefault(tracking.group(1), {})
+            continue
+        num = re.search(r'<contains NUM:\(,,"(.+?)"\)="([-0-9.eE+]+)" \((.+?),UCUM', line)
+        if num and current is not None:
+            current[f"{num.group(1)} ({num.group(3)})"] = float(num.group(2))
+    return groups
+
+
 @pytest.mark.skipif(DSRDUMP is None, reason="DCMTK dsrdump not installed")
-def test_dsrdump_shows_the_values(sr_file: Path) -> None:
-    result = subprocess.run([DSRDUMP, str(sr_file)], capture_output=True, text=True,
+def test_dsrdump_shows_every_value(sr_file: Path) -> None:
+    """What a person reading ``dsrdump`` sees: every value of report.json, with its unit,
+    in the measurement group of its region."""
+    result = subprocess.run([DSRDUMP, "+Pl", str(sr_file)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
-    g = phantom_result().report["global"]
-    text = result.stdout
-    assert '"Imaging Measurement Report"' in text
-    assert f'"Circumferential Lagrangian Strain")="{g["peak_circumferential_strain_pct"]:g}"' \
-        in text
-    assert f'"Radial Lagrangian Strain")="{g["peak_radial_strain_pct"]:g}"' in text
-    assert "(264850008,SCT,\"left ventricle basal anterior segment\")" in text
-    ef = phantom_result().report["function"]["ef_pct"]
-    assert f'"Left ventricular ejection fraction by MR")="{ef:g}" (%,UCUM' in text
+    assert '"Imaging Measurement Report"' in result.stdout
+    assert "(264850008,SCT,\"left ventricle basal anterior segment\")" in result.stdout
+    shown = _dsrdump_groups(result.stdout)
+    report = phantom_result().report
+    expected = {GLOBAL_TRACKING_ID: report["global"]}
+    expected.update({f"AHA segment {k} {report['segments'][str(k)]['name']}":
+                     report["segments"][str(k)] for k in range(1, 17)})
+    count = 0
+    for tracking_id, curves in expected.items():
+        for key, (concept, unit, _) in STRAIN_MEASUREMENTS.items():
+            if curves[key] is None:
+                continue
+            value = shown[tracking_id][f"{concept.meaning} ({unit.value})"]
+            assert value == pytest.approx(curves[key], abs=1e-9), (tracking_id, key)
+            count += 1
+    for key, (concept, unit, _) in FUNCTION_MEASUREMENTS.items():
+        value = shown[FUNCTION_TRACKING_ID][f"{concept.meaning} ({unit.value})"]
+        assert value == pytest.approx(report["function"][key], abs=1e-9), key
+        count += 1
+    assert count == sum(len(group) for group in shown.values())
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy not installed")
