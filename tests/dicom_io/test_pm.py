@@ -27,10 +27,11 @@ def _real(pm: hd.pm.ParametricMap) -> np.ndarray:
     return np.where(inside, real, np.nan)
 
 
+@pytest.mark.parametrize("layout", ["classic", "enhanced"])
 @pytest.mark.parametrize("quantity", ["radial_strain", "circumferential_strain"])
-def test_strain_round_trips_within_a_tenth_of_a_point(quantity: str, uids: ResultUIDs,
-                                                      tmp_path) -> None:
-    p = phantom_result()
+def test_strain_round_trips_within_a_tenth_of_a_point(quantity: str, layout: str,
+                                                      uids: ResultUIDs, tmp_path) -> None:
+    p = phantom_result(layout)
     maps = (p.analysis.strain.radial_pct if quantity == "radial_strain"
             else p.analysis.strain.circumferential_pct)
     myo = p.analysis.masks.myocardium
@@ -45,6 +46,11 @@ def test_strain_round_trips_within_a_tenth_of_a_point(quantity: str, uids: Resul
         real, mask = _real(back), myo[order]
         assert np.all(np.isnan(real[~mask]))
         assert np.max(np.abs(real[mask] - maps[order, t][mask])) < 0.1
+        for s, frame in zip(order, back.PerFrameFunctionalGroupsSequence, strict=True):
+            ref = frame.DerivationImageSequence[0].SourceImageSequence[0]
+            source = p.cine.sources[s][t]
+            assert ref.ReferencedSOPInstanceUID == source.sop_instance_uid
+            assert ref.get("ReferencedFrameNumber") == source.frame_number
         assert back.ContentLabel == QUANTITIES[quantity].label
         mapping = back.SharedFunctionalGroupsSequence[0].RealWorldValueMappingSequence[0]
         assert mapping.MeasurementUnitsCodeSequence[0].CodeValue == "%"
