@@ -1,10 +1,10 @@
 """``cinestrain analyze`` writes the DICOM results next to report.json, and Orthanc (the
 receiving PACS, on loopback) accepts every one of them from DCMTK ``storescu`` and lists
-them in the source study.
+them in the source study; the same for the results of an Enhanced MR (multi-frame) stack.
 
-The motion model here is an untrained small one saved by the test: these tests check the
-plumbing (objects written, accepted, filed in the right study), not the accuracy, so they
-run without the shipped weights.
+The motion model here is an untrained small one saved by the test (or the phantom's truth
+motion): these tests check the plumbing (objects written, accepted, filed in the right
+study), not the accuracy, so they run without the shipped weights.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import pytest
 import torch
 from pydicom import dcmread
 
+from dicom_io.results import write_dicom_results
 from inference.checkpoint import save_checkpoint
 from inference.model import MotionConfig, MotionModel
 from node.cli import main
+from tests.dicom_io.test_results import phantom_result
 from tests.node.conftest import free_port, run_tool
 from tests.node.test_export import ORTHANC, Orthanc
 
@@ -72,19 +74,28 @@ def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
     server.stop()
 
 
-@pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK storescu not installed")
-def test_orthanc_accepts_every_object_into_the_source_study(
-        analyzed: Path, phantom_dir: Path, orthanc: Orthanc) -> None:
-    sources = sorted(p for p in (phantom_dir / "dicom").iterdir() if p.is_file())
-    results = sorted(analyzed.glob("*.dcm"))
+def _send_and_list(orthanc: Orthanc, sources: list[Path], results: list[Path]
+                   ) -> list[dict]:
+    """C-STORE sources and results with ``storescu``; check that Orthanc holds them all in
+    one study, the source's, each result by its SOP Instance UID; return its series."""
     sent = run_tool("storescu", "-R", "-aet", "STORESCU", "-aec", "ORTHANC", "127.0.0.1",
                     str(orthanc.dicom_port), *sources, *results)
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert len(orthanc.instances()) == len(sources) + len(results)
-    study_uid = str(dcmread(results[0], stop_before_pixels=True).StudyInstanceUID)
+    study_uid = str(dcmread(sources[0], stop_before_pixels=True).StudyInstanceUID)
     studies = _get(orthanc, "/studies?expand")
     assert [s["MainDicomTags"]["StudyInstanceUID"] for s in studies] == [study_uid]
-    series = _get(orthanc, f"/studies/{studies[0]['ID']}/series?expand")
+    listed = {i["MainDicomTags"]["SOPInstanceUID"]
+              for i in _get(orthanc, f"/studies/{studies[0]['ID']}/instances?expand")}
+    assert {str(dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in results} <= listed
+    return _get(orthanc, f"/studies/{studies[0]['ID']}/series?expand")
+
+
+@pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK storescu not installed")
+def test_orthanc_accepts_every_object_into_the_source_study(
+        analyzed: Path, phantom_dir: Path, orthanc: Orthanc) -> None:
+    sources = sorted(p for p in (phantom_dir / "dicom").iterdir() if p.is_file())
+    series = _send_and_list(orthanc, sources, sorted(analyzed.glob("*.dcm")))
     described = {s["MainDicomTags"].get("SeriesDescription", ""): len(s["Instances"])
                  for s in series}
     phases = len(json.loads((analyzed / "report.json").read_text())["trigger_times_ms"])
@@ -96,3 +107,20 @@ def test_orthanc_accepts_every_object_into_the_source_study(
     assert described["cinestrain circumferential Lagrangian strain (%)"] == phases
     assert sum(1 for d in described if d.startswith("cinestrain Lagrangian displacement")
                ) == 3
+
+
+@pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK storescu not installed")
+def test_orthanc_accepts_the_results_of_an_enhanced_stack(orthanc: Orthanc,
+                                                          tmp_path: Path) -> None:
+    """One Enhanced MR object in, every kind out (SEG included), all in its study."""
+    p = phantom_result("enhanced")
+    results = write_dicom_results(p.cine, p.images, p.analysis, p.u, p.report, tmp_path)
+    sources = sorted({f.path for row in p.cine.sources for f in row})
+    assert len(sources) == 1
+    series = _send_and_list(orthanc, sources, results.paths)
+    modalities = {s["MainDicomTags"].get("SeriesDescription", ""): s["MainDicomTags"].get(
+        "Modality") for s in series}
+    assert modalities["cinestrain myocardium (ED)"] == "SEG"
+    assert modalities["cinestrain report"] == "SR"
+    assert len(series) == 1 + len({str(dcmread(f, stop_before_pixels=True).SeriesInstanceUID)
+                                   for f in results.paths})
