@@ -100,7 +100,10 @@ MAP_DERIVATION = codes.DCM.UnspecifiedMethodOfCalculation
 
 # ----------------------------------------------------------------- private concepts
 #: coding scheme of the concepts PS3.16 lacks (only "Time to Peak Longitudinal Lagrangian
-#: Strain", DCM 130672, exists; its radial and circumferential siblings do not)
+#: Strain", DCM 130672, exists; its radial and circumferential siblings do not). The generic
+#: DCM 113069 "Time To Peak" is not used: both times would then share one concept name in a
+#: group, told apart only by a modifier that viewers do not show. dciodvfy warns about the
+#: unknown designator; README § DICOM results lists it as accepted.
 PRIVATE_SCHEME = "99CINESTRAIN"
 #: time from the R wave to peak radial strain
 TIME_TO_PEAK_RADIAL = Code("TTPRS", PRIVATE_SCHEME,
