@@ -41,7 +41,7 @@ from dicom_io.pm import QUANTITIES, build_parametric_maps, displacement_in_patie
 from dicom_io.sc import build_bullseye_capture, build_strain_overlay
 from dicom_io.scan import is_valid_date
 from dicom_io.seg import build_cine_segmentation
-from dicom_io.sr import build_measurement_report
+from dicom_io.sr import build_measurement_report, measured_regions
 from dicom_io.uids import ResultUIDs
 
 if TYPE_CHECKING:
@@ -227,10 +227,12 @@ def write_dicom_results(
             results.add("pm", pm, out / f"pm_{quantity}_t{t:02d}.dcm")
     ed = analysis.strain.ed_phase
     ed_images = [images[s][ed] for s in range(cine.n_slices)]
+    ed_frames = [cine.sources[s][ed].frame_number for s in range(cine.n_slices)]
     sr = build_measurement_report(
         report, _unique(images), uids=uids, series_number=SERIES_NUMBERS["sr"],
-        library_images=ed_images,
-        library_frames=[cine.sources[s][ed].frame_number for s in range(cine.n_slices)])
+        library_images=ed_images, library_frames=ed_frames,
+        regions=measured_regions(analysis.aha_labels, myocardium, ed_images, ed_frames,
+                                 analysis.masks.lv_cavity))
     results.add("sr", sr, out / "sr_report.dcm")
     masks = {"myocardium": myocardium}
     for name in ("lv_cavity", "rv_cavity"):

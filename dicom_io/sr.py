@@ -15,6 +15,12 @@ Content, all values exactly those of ``report.json``:
   times to peak in ``ms`` (private concepts :data:`dicom_io.codes.TIME_TO_PEAK_RADIAL` /
   ``..._CIRCUMFERENTIAL``: PS3.16 defines a time to peak for longitudinal strain only).
 
+With :func:`measured_regions`, the global, segment and function groups are volumetric ROI
+groups (TID 1411): their image regions outline, on the ED image of each slice, the pixels
+the values are means over (the ED myocardium, the AHA segment, the ED LV cavity), so that
+viewers that draw TID 1500 measurements on images put the values on the image (OHIF 3
+shows a group only when it has a SCOORD).
+
 A value that is null in ``report.json`` (a segment no slice covers, volumes that could
 not be computed) has no measurement: a NUM item must hold a number, and the report's
 ``warnings`` say why it is missing. A group left with no measurement is not written.
@@ -27,11 +33,13 @@ from collections.abc import Mapping, Sequence
 from typing import cast
 
 import highdicom as hd
+import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as dcm_codes
 from pydicom.sr.coding import Code
 
 from dicom_io import codes
+from dicom_io.contours import mask_outlines
 from dicom_io.equipment import (
     DEVICE_OBSERVER_UID,
     DEVICE_SERIAL_NUMBER,
@@ -100,8 +108,27 @@ def algorithm_identification(report: Mapping[str, object]) -> hd.sr.AlgorithmIde
                                          parameters=parameters)
 
 
+def _group(tracking_id: str, tracking_uid: str, site: Code,
+           algorithm: hd.sr.AlgorithmIdentification, measurements: list[hd.sr.Measurement],
+           regions: Sequence[hd.sr.ImageRegion]
+           ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """A measurement group: TID 1411 over ``regions`` when there are any, else TID 1501."""
+    common = {
+        "tracking_identifier": hd.sr.TrackingIdentifier(uid=tracking_uid,
+                                                        identifier=tracking_id),
+        "finding_sites": [hd.sr.FindingSite(site)],
+        "algorithm_id": algorithm,
+        "measurements": measurements,
+    }
+    if regions:
+        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+            referenced_regions=list(regions), **common)
+    return hd.sr.MeasurementsAndQualitativeEvaluations(**common)
+
+
 def _strain_group(curves: Mapping[str, object], site: Code, tracking_id: str,
-                  tracking_uid: str, algorithm: hd.sr.AlgorithmIdentification
+                  tracking_uid: str, algorithm: hd.sr.AlgorithmIdentification,
+                  regions: Sequence[hd.sr.ImageRegion] = ()
                   ) -> hd.sr.MeasurementsAndQualitativeEvaluations | None:
     measurements = []
     for key, (concept, unit, derivation) in STRAIN_MEASUREMENTS.items():
@@ -113,16 +140,12 @@ def _strain_group(curves: Mapping[str, object], site: Code, tracking_id: str,
     if not measurements:
         log.info("%s: no values in report.json, no measurement group", tracking_id)
         return None
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid, identifier=tracking_id),
-        finding_sites=[hd.sr.FindingSite(site)],
-        algorithm_id=algorithm,
-        measurements=measurements,
-    )
+    return _group(tracking_id, tracking_uid, site, algorithm, measurements, regions)
 
 
 def _function_group(function: Mapping[str, object] | None, tracking_uid: str,
-                    algorithm: hd.sr.AlgorithmIdentification
+                    algorithm: hd.sr.AlgorithmIdentification,
+                    regions: Sequence[hd.sr.ImageRegion] = ()
                     ) -> hd.sr.MeasurementsAndQualitativeEvaluations | None:
     if not function:
         return None
@@ -134,13 +157,8 @@ def _function_group(function: Mapping[str, object] | None, tracking_uid: str,
                 name=concept, value=value, unit=unit, finding_sites=[hd.sr.FindingSite(site)]))
     if not measurements:
         return None
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid,
-                                                     identifier=FUNCTION_TRACKING_ID),
-        finding_sites=[hd.sr.FindingSite(codes.LEFT_VENTRICLE)],
-        algorithm_id=algorithm,
-        measurements=measurements,
-    )
+    return _group(FUNCTION_TRACKING_ID, tracking_uid, codes.LEFT_VENTRICLE, algorithm,
+                  measurements, regions)
 
 
 def _functional_group(ds: Dataset, frame_number: int, keyword: str) -> Dataset:
@@ -209,6 +227,58 @@ def _add_library_frame_numbers(root: Dataset, library: Sequence[Dataset],
                 reference.ReferencedFrameNumber = frame
 
 
+def measured_regions(aha_labels: np.ndarray, myocardium: np.ndarray,
+                     images: Sequence[Dataset], frames: Sequence[int | None] | None = None,
+                     lv_cavity: np.ndarray | None = None
+                     ) -> dict[str, list[hd.sr.ImageRegion]]:
+    """The ED image regions that each strain group's values are means over (TID 1411).
+
+    Parameters
+    ----------
+    aha_labels : numpy.ndarray
+        ``[S, H, W]`` AHA segment (1-16, 0 = none) of each ED myocardium pixel.
+    myocardium : numpy.ndarray
+        ``[S, H, W]`` bool ED myocardium.
+    images : sequence of pydicom.dataset.Dataset
+        ``[S]`` header of the ED image of each slice.
+    frames : sequence of int or None, optional
+        ``[S]`` frame number (1-based) of the ED frame in a multi-frame image, else None.
+    lv_cavity : numpy.ndarray, optional
+        ``[S, H, W]`` bool ED LV blood pool (what the ED volume measured).
+
+    Returns
+    -------
+    dict
+        ``"global"`` (the myocardium), ``"1"``..``"16"`` (the segments, those present) and
+        ``"function"`` (the ED LV cavity, when given): one closed POLYLINE per region per
+        slice, on that slice's ED image.
+    """
+    aha_labels, myocardium = np.asarray(aha_labels), np.asarray(myocardium, bool)
+    if aha_labels.shape != myocardium.shape or aha_labels.ndim != 3:
+        raise ValueError(f"aha_labels {aha_labels.shape} and myocardium {myocardium.shape} "
+                         "must both be [S, H, W]")
+    frames = [None] * len(images) if frames is None else list(frames)
+    if not len(images) == len(frames) == len(aha_labels):
+        raise ValueError(f"{len(aha_labels)} slices but {len(images)} images and "
+                         f"{len(frames)} frame numbers")
+    regions: dict[str, list[hd.sr.ImageRegion]] = {}
+    for s, (ds, frame) in enumerate(zip(images, frames, strict=True)):
+        source = hd.sr.SourceImageForRegion(
+            referenced_sop_class_uid=str(ds.SOPClassUID),
+            referenced_sop_instance_uid=str(ds.SOPInstanceUID),
+            referenced_frame_numbers=None if frame is None else [int(frame)])
+        masks = {"global": myocardium[s]}
+        masks.update({str(k): aha_labels[s] == k for k in range(1, 17)})
+        if lv_cavity is not None:
+            masks["function"] = np.asarray(lv_cavity[s], bool)
+        for key, mask in masks.items():
+            for outline in mask_outlines(mask):
+                regions.setdefault(key, []).append(hd.sr.ImageRegion(
+                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+                    graphic_data=outline.astype(np.float32), source_image=source))
+    return regions
+
+
 def build_measurement_report(
     report: Mapping[str, object],
     source_images: Sequence[Dataset],
@@ -217,6 +287,7 @@ def build_measurement_report(
     series_number: int,
     library_images: Sequence[Dataset] | None = None,
     library_frames: Sequence[int | None] | None = None,
+    regions: Mapping[str, Sequence[hd.sr.ImageRegion]] | None = None,
 ) -> hd.sr.ComprehensiveSR:
     """The TID 1500 Measurement Report of one analysis.
 
@@ -239,6 +310,11 @@ def build_measurement_report(
         image (Enhanced MR), None for a single-frame image. An enhanced stack is one
         image, so its library lists the ED frame of each slice, each with its own
         geometry and ReferencedFrameNumber.
+    regions : mapping, optional
+        :func:`measured_regions`: the ED image regions of the global (``"global"``) and
+        segment (``"1"``..``"16"``) groups. A group with regions is a volumetric ROI group
+        (TID 1411) whose SCOORDs outline what was measured, so that viewers that draw
+        TID 1500 measurements (OHIF) put the values on the image; without, TID 1501.
 
     Returns
     -------
@@ -254,17 +330,21 @@ def build_measurement_report(
                                     else library_images), library_frames)
     algorithm = algorithm_identification(report)
     groups = []
+    regions = regions or {}
     group = _strain_group(report["global"], codes.LV_MYOCARDIUM,  # type: ignore[arg-type]
-                          GLOBAL_TRACKING_ID, uids.instance("sr-tracking", 0), algorithm)
+                          GLOBAL_TRACKING_ID, uids.instance("sr-tracking", 0), algorithm,
+                          regions.get("global", ()))
     groups.append(group)
     segments = cast(Mapping[str, Mapping[str, object]], report["segments"])
     for k in range(1, 17):
         curves = segments[str(k)]
         name = curves.get("name") or codes.AHA_SEGMENTS[k].meaning
         groups.append(_strain_group(curves, codes.AHA_SEGMENTS[k], f"AHA segment {k} {name}",
-                                    uids.instance("sr-tracking", k), algorithm))
+                                    uids.instance("sr-tracking", k), algorithm,
+                                    regions.get(str(k), ())))
     groups.append(_function_group(report["function"],  # type: ignore[arg-type]
-                                  uids.instance("sr-tracking", 17), algorithm))
+                                  uids.instance("sr-tracking", 17), algorithm,
+                                  regions.get("function", ())))
     groups = [g for g in groups if g is not None]
     observer = hd.sr.ObserverContext(
         observer_type=dcm_codes.cid270.Device,

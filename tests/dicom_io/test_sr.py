@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 import pytest
 from pydicom import dcmread
 
@@ -180,3 +181,42 @@ def test_dciodvfy_finds_no_error(sr_file: Path) -> None:
     assert not errors
     # the only warnings: the private coding scheme is not in dciodvfy's list
     assert all("99CINESTRAIN" in w for w in warnings)
+
+
+def test_groups_outline_what_was_measured_on_the_ed_images(tmp_path: Path) -> None:
+    """With regions, the global, segment and function groups are volumetric ROI groups
+    (TID 1411) whose SCOORDs lie on the ED images and enclose exactly the measured pixels
+    (what OHIF draws); the values stay those of report.json; dciodvfy finds no error."""
+    from matplotlib.path import Path as PolyPath
+
+    from dicom_io.sr import measured_regions
+
+    p = phantom_result()
+    ed = p.analysis.strain.ed_phase
+    ed_images = [p.images[s][ed] for s in range(p.cine.n_slices)]
+    labels, myocardium = p.analysis.aha_labels, p.analysis.masks.myocardium
+    regions = measured_regions(labels, myocardium, ed_images, lv_cavity=p.analysis.masks.lv_cavity)
+    uids = ResultUIDs(p.cine.series_instance_uids, "test model 1")
+    path = tmp_path / "sr.dcm"
+    build_measurement_report(p.report, _sources(), uids=uids, series_number=10,
+                             library_images=ed_images, regions=regions).save_as(path)
+    sr = hd.sr.srread(path)
+    groups = sr.content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == 18  # global, 16 segments, LV function
+    by_id = {g.tracking_identifier: g for g in groups}
+    _check_curves(by_id[GLOBAL_TRACKING_ID], p.report["global"])
+    slice_of = {str(ds.SOPInstanceUID): s for s, ds in enumerate(ed_images)}
+    rows, cols = np.mgrid[: myocardium.shape[1], : myocardium.shape[2]]
+    centres = np.stack([cols.ravel() + 0.5 + 1e-4, rows.ravel() + 0.5 + 2e-4], axis=1)
+    for k in range(1, 17):
+        group = next(g for i, g in by_id.items() if i.startswith(f"AHA segment {k} "))
+        _check_curves(group, p.report["segments"][str(k)])
+        covered = np.zeros_like(myocardium)
+        for region in group.roi:
+            source = region.ContentSequence[0].ReferencedSOPSequence[0]
+            s = slice_of[source.ReferencedSOPInstanceUID]
+            inside = PolyPath(region.value).contains_points(centres).reshape(covered.shape[1:])
+            covered[s] |= inside
+        assert np.array_equal(covered, labels == k), k
+    errors, _ = dciodvfy(path) if shutil.which("dciodvfy") else ([], [])
+    assert not errors
