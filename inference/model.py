@@ -18,7 +18,7 @@ from inference.encoder import SiameseEncoder
 from inference.pairing import PAIRINGS, Pairing, make_pairs
 from inference.refine import CycleRefiner
 from inference.temporal import TEMPORALS, Temporal, make_temporal
-from inference.warp import compose_sequence
+from inference.warp import compose_fields, compose_sequence, warp_image
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,12 @@ class MotionConfig:
         Channels of the decoder.
     refine
         Whether the second stage corrects the fields of the whole cycle.
+    iterations
+        Passes of the whole network per cycle. Pass ``k > 1`` warps every frame onto ED
+        with the displacement found so far and estimates the (anchored) residual with the
+        same weights, composed onto the estimate (RAFT-style iterative refinement): large
+        motion is found by the first pass, its last millimetre by the next on aligned
+        frames. Does not change the weights, only how they are applied.
     grid_size
         Model grid, pixels per side.
     spacing_mm
@@ -49,6 +55,7 @@ class MotionConfig:
     temporal_levels: tuple[int, ...] = (1, 2)
     decoder_width: int = 48
     refine: bool = True
+    iterations: int = 1
     grid_size: int = 64
     spacing_mm: float = 2.0
 
@@ -61,6 +68,8 @@ class MotionConfig:
             raise ValueError("temporal refinement needs two or more scales")
         if any(not 0 <= i < len(self.channels) for i in self.temporal_levels):
             raise ValueError(f"temporal_levels {self.temporal_levels} outside channels")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         stride = 2 ** len(self.channels)
         if self.grid_size % stride:
             raise ValueError(f"grid_size must be a multiple of {stride}, got {self.grid_size}")
@@ -69,6 +78,16 @@ class MotionConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def same_weights_as(self, other: dict) -> bool:
+        """Whether a stored configuration has the same weights as this one.
+
+        ``pairing`` and ``iterations`` only change how the weights are applied.
+        """
+        free = {"pairing", "iterations"}
+        mine = {k: v for k, v in self.to_dict().items() if k not in free}
+        theirs = {k: v for k, v in other.items() if k not in free}
+        return mine == {k: tuple(v) if isinstance(v, list) else v for k, v in theirs.items()}
 
 
 class MotionModel(nn.Module):
@@ -124,6 +143,44 @@ class MotionModel(nn.Module):
         if self.refiner is not None:
             fields = self.refiner(fields)
         return fields
+
+    def track(
+        self, frames: Tensor, pairing: Pairing | None = None, iterations: int | None = None
+    ) -> list[Tensor]:
+        """ED-referenced displacement of every phase, one estimate per pass.
+
+        Parameters
+        ----------
+        frames
+            ``(B, T, 1, H, W)`` as for :meth:`forward`.
+        pairing
+            Pairing of the first pass (later passes are anchored on the aligned frames).
+        iterations
+            Overrides ``config.iterations``.
+
+        Returns
+        -------
+        list[Tensor]
+            ``(B, T, 2, H, W)`` in pixels, entry 0 (ED) zero, per pass; the last is the
+            answer, the earlier ones are supervised in training.
+        """
+        estimates = [self.lagrangian(self(frames, pairing), pairing)]
+        for _ in range(1, iterations or self.config.iterations):
+            estimates.append(self.refine_pass(frames, estimates[-1]))
+        return estimates
+
+    def refine_pass(self, frames: Tensor, estimate: Tensor) -> Tensor:
+        """One more pass: frames warped onto ED by ``estimate``, residual composed on it.
+
+        ``estimate`` is ``(B, T, 2, H, W)`` as returned by :meth:`track`; so is the result.
+        """
+        b, t = frames.shape[:2]
+        # As in RAFT, the estimate is held fixed while a pass refines it.
+        u = estimate[:, 1:].detach().flatten(0, 1)
+        aligned = warp_image(frames[:, 1:].flatten(0, 1), u).view(b, t - 1, *frames.shape[2:])
+        residual = self(torch.cat((frames[:, :1], aligned), dim=1), pairing="anchored")
+        total = compose_fields(residual.flatten(0, 1), u).view_as(residual)
+        return self.lagrangian(total, "anchored")
 
     def lagrangian(self, fields: Tensor, pairing: Pairing | None = None) -> Tensor:
         """Pair fields -> ED-referenced displacement of every phase, cycle order.

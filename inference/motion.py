@@ -80,8 +80,7 @@ def estimate_motion(
     with torch.inference_mode():
         for start in range(0, s, batch_slices):
             batch = frames[start : start + batch_slices].to(device)
-            fields = model(batch)
-            out.append(model.lagrangian(fields).cpu() * cfg.spacing_mm)
+            out.append(model.track(batch)[-1].cpu() * cfg.spacing_mm)
             if progress is not None:
                 progress(min(start + batch_slices, s), s)
     u_cycle = torch.cat(out)

@@ -105,9 +105,15 @@ def learning_rate_factor(step: int, total: int, warmup: int = 100) -> float:
 
 
 def training_losses(
-    model: MotionModel, sample: dict[str, Any], settings: TrainSettings
+    model: MotionModel, sample: dict[str, Any], settings: TrainSettings, step: int = 0
 ) -> dict[str, torch.Tensor]:
-    """All loss terms for one cine slice; ``total`` is their weighted sum."""
+    """All loss terms for one cine slice; ``total`` is their weighted sum.
+
+    With ``model.config.iterations > 1`` the later passes refine the first pass of one
+    pairing (anchored on even steps, consecutive on odd ones, to halve the cost); their
+    end-point error and NCC count fully, the first pass's terms half (as RAFT weights
+    its earlier iterates less).
+    """
     frames = sample["frames"].float()  # T, 1, H, W (acquisition order)
     truth = sample["u"].float()  # T, 2, H, W, mm
     spacing = float(sample["spacing_mm"])
@@ -133,8 +139,26 @@ def training_losses(
         + settings.smooth_weight * smooth
         + settings.compose_weight * compose
     )
+    refined: dict[str, torch.Tensor] = {}
+    if model.config.iterations > 1:
+        estimate = model.lagrangian(anchored) if step % 2 == 0 else model.lagrangian(
+            steps, "consecutive"
+        )
+        for _ in range(1, model.config.iterations):
+            estimate = model.refine_pass(frames, estimate)
+        final = estimate[:, 1:]
+        epe_r = end_point_error(final * spacing, truth[:, 1:], weight)
+        ncc_r = local_ncc(fixed, warp_image(frames[:, 1:].flatten(0, 1), final.flatten(0, 1)))
+        total = (
+            0.5 * total
+            + settings.epe_weight * epe_r
+            + settings.ncc_weight * ncc_r
+            + settings.smooth_weight * smoothness(final)
+        )
+        refined = {"epe_refined_mm": epe_r}
     return {
         "total": total,
+        **refined,
         "epe_anchored_mm": epe_a,
         "epe_consecutive_mm": epe_c,
         "ncc": ncc,
@@ -180,7 +204,7 @@ def train(
         log.info("resuming %s at step %d", out, step)
     elif init is not None:
         state = read_checkpoint(init)
-        if state["config"] != model_config.to_dict():
+        if not model_config.same_weights_as(state["config"]):
             raise ValueError(f"{init} has another model configuration than this run")
         model.load_state_dict(state["state_dict"])
         log.info("starting %s from the weights of %s", out, init)
@@ -202,7 +226,7 @@ def train(
     started = time.monotonic() - elapsed
     with (out / "log.jsonl").open("a", encoding="utf-8") as log_file:
         for sample in loader:
-            losses = training_losses(model, sample, settings)
+            losses = training_losses(model, sample, settings, step)
             optimiser.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

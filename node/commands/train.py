@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("MIN", "MAX"),
         help="range of the number of phases of training cines",
     )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=model.iterations,
+        help="passes per cycle (2+: iterative refinement on aligned frames)",
+    )
     parser.add_argument("--grid-size", type=int, default=model.grid_size)
     parser.add_argument("--spacing-mm", type=float, default=model.spacing_mm)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -50,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = MotionConfig(
-        temporal=args.temporal, grid_size=args.grid_size, spacing_mm=args.spacing_mm
+        temporal=args.temporal,
+        iterations=args.iterations,
+        grid_size=args.grid_size,
+        spacing_mm=args.spacing_mm,
     )
     settings = TrainSettings(
         steps=args.steps, lr=args.lr, seed=args.seed, loader_workers=args.workers
@@ -75,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
         bar.n = step
-        bar.set_postfix(epe=f"{losses['epe_anchored_mm']:.3f}", refresh=False)
+        epe = losses.get("epe_refined_mm", losses["epe_anchored_mm"])
+        bar.set_postfix(epe=f"{epe:.3f}", refresh=False)
         bar.refresh()
 
     try:

@@ -128,3 +128,50 @@ def test_a_few_training_steps_reduce_the_loss() -> None:
         first = first if first is not None else losses["total"].item()
     assert losses["total"].item() < 0.8 * first
     assert set(losses) >= {"epe_anchored_mm", "epe_consecutive_mm", "ncc", "smooth", "compose_px"}
+
+
+def test_refinement_passes_compose_onto_the_estimate() -> None:
+    """Pass 2 warps the frames by pass 1's answer and composes its residual onto it."""
+    torch.manual_seed(0)
+    model = MotionModel(MotionConfig(grid_size=32, iterations=3)).eval()
+    frames = torch.rand(1, 6, 1, 32, 32)
+    with torch.no_grad():
+        estimates = model.track(frames)
+        assert len(estimates) == 3
+        for u in estimates:
+            assert u.shape == (1, 6, 2, 32, 32) and torch.count_nonzero(u[:, 0]) == 0
+        # A model whose residual is zero leaves the estimate as it is.
+        torch.nn.init.zeros_(model.decoder.head.weight)
+        torch.nn.init.zeros_(model.decoder.head.bias)
+        estimate = torch.randn(1, 6, 2, 32, 32)
+        estimate[:, 0] = 0
+        # (grid_sample at the grid points themselves is exact to float rounding)
+        assert torch.allclose(model.refine_pass(frames, estimate), estimate, atol=1e-4)
+    assert len(model.track(frames, iterations=1)) == 1
+
+
+def test_refinement_does_not_change_the_weights() -> None:
+    one = MotionConfig(grid_size=32)
+    other = MotionConfig(grid_size=32, iterations=2, pairing="consecutive")
+    assert one.same_weights_as(other.to_dict())
+    assert not one.same_weights_as(MotionConfig(grid_size=32, temporal="none").to_dict())
+    with pytest.raises(ValueError, match="iterations"):
+        MotionConfig(iterations=0)
+
+
+def test_a_refining_training_step_supervises_the_last_pass() -> None:
+    torch.manual_seed(0)
+    model = MotionModel(MotionConfig(grid_size=32, channels=(8, 16, 16), decoder_width=16,
+                                     iterations=2))
+    t = 6
+    sample = {
+        "frames": torch.rand(t, 1, 32, 32),
+        "u": torch.zeros(t, 2, 32, 32),
+        "myocardium": torch.ones(32, 32, dtype=torch.bool),
+        "ed_phase": 2,
+        "spacing_mm": 2.0,
+    }
+    for step in (0, 1):  # anchored, then consecutive first pass
+        losses = training_losses(model, sample, TrainSettings(), step)
+        losses["total"].backward()
+        assert torch.isfinite(losses["epe_refined_mm"])
