@@ -152,6 +152,9 @@ class StorageSection(_Section):
     directory: Path = Field(default_factory=default_storage_directory)
     min_free_mb: int = Field(1024, ge=0)
     retention_days: int = Field(30, ge=0)
+    fsync_directory: bool = Field(
+        False, description="also fsync the spool folder after each rename (strict POSIX)"
+    )
 
     @field_validator("directory", mode="before")
     @classmethod

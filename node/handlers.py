@@ -18,7 +18,9 @@ from enum import IntEnum
 from io import BytesIO
 
 from pydicom import dcmread
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from pynetdicom.events import Event
 
 from config.schema import NodeSection
@@ -145,8 +147,45 @@ def handle_released(event: Event) -> None:
     log.info("association from %s ended", peer_of(event))
 
 
+def _is_sequence(raw: object) -> bool:
+    """Whether an element (raw or converted) is a sequence."""
+    if isinstance(getattr(raw, "value", None), Sequence):
+        return True
+    vr = getattr(raw, "VR", None)
+    if vr is None:  # implicit VR: the dictionary says
+        try:
+            vr = dictionary_VR(raw.tag)
+        except KeyError:
+            return False
+    return vr == "SQ"
+
+
+def check_lengths(ds: Dataset) -> None:
+    """Compare every raw value with its declared length, into sequences, converting nothing.
+
+    pydicom reads a value cut short by the end of the data without complaint, and reads
+    values lazily: this walk is what finds a truncated or malformed encoding.
+
+    Raises
+    ------
+    InvalidInstanceError
+        A value holds fewer bytes than its element declares.
+    """
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        length = getattr(raw, "length", UNDEFINED_LENGTH)
+        value = getattr(raw, "value", None)
+        if length != UNDEFINED_LENGTH and isinstance(value, bytes) and len(value) != length:
+            raise InvalidInstanceError(
+                f"element {tag} declares {length} bytes, the data holds {len(value)}"
+            )
+        if _is_sequence(raw):
+            for item in ds[tag].value:  # converts this sequence only: parses its items
+                check_lengths(item)
+
+
 def read_header(data: bytes) -> Dataset:
-    """Parse an encoded instance (file meta plus dataset) without decoding pixels.
+    """Parse an encoded instance (file meta plus dataset) without converting its values.
 
     Raises
     ------
@@ -155,19 +194,7 @@ def read_header(data: bytes) -> Dataset:
     """
     try:
         ds = dcmread(BytesIO(data), force=False)
-        # pydicom reads a value cut short by the end of the data without complaint:
-        # compare every top-level value with its declared length before conversion
-        for tag in list(ds.keys()):
-            raw = ds.get_item(tag)
-            length = getattr(raw, "length", UNDEFINED_LENGTH)
-            value = getattr(raw, "value", None)
-            if length != UNDEFINED_LENGTH and isinstance(value, bytes) and len(value) != length:
-                raise InvalidInstanceError(
-                    f"element {tag} declares {length} bytes, the data holds {len(value)}"
-                )
-        # converting every element proves the rest of the encoding is consistent
-        for _ in ds.iterall():
-            pass
+        check_lengths(ds)
     except InvalidInstanceError:
         raise
     except Exception as exc:  # untrusted input: any parse failure is "cannot understand"

@@ -1,7 +1,8 @@
 """``cinestrain serve``: wire the SCP, spool, index, scheduler, worker and exporter.
 
-Start-up recovers from a crash before the port opens: partial files are removed, spooled
-instances missing from the index are indexed again, interrupted jobs and exports are
+Start-up recovers from a crash before the port opens: renames a power loss interrupted are
+finished (CRC-checked) and other partial files removed, spooled instances missing from
+the index are indexed again, interrupted jobs and exports are
 queued again.
 """
 
@@ -122,7 +123,9 @@ class Node:
         self.cfg = cfg
         root = Path(cfg.storage.directory)
         root.mkdir(parents=True, exist_ok=True)
-        self.spool = Spool(root / SPOOL_DIR, cfg.storage.min_free_mb)
+        self.spool = Spool(
+            root / SPOOL_DIR, cfg.storage.min_free_mb, cfg.storage.fsync_directory
+        )
         self.results = root / RESULTS_DIR
         self.results.mkdir(exist_ok=True)
         self.index = Index(root / INDEX_FILE)
@@ -144,7 +147,7 @@ class Node:
 
     def start(self) -> None:
         """Recover from any crash, open the port, start the scheduler."""
-        self.spool.sweep_partial()
+        self.spool.recover_partial()
         reconcile(self.spool, self.index, self.scan_delay_s)
         jobs, exports = self.index.recover()
         if jobs or exports:

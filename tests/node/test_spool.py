@@ -1,0 +1,80 @@
+"""The spool on a real disk: atomic durable writes, free-space floor, recovery after a crash."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom import dcmread
+
+from dicom_io.mr import write_cine_classic
+from node.errors import OutOfSpaceError
+from node.index import Index
+from node.service import reconcile
+from node.spool import Spool, temp_name
+from node.states import PARTIAL_SUFFIX
+
+
+@pytest.fixture
+def instance(make_study, tmp_path):
+    """(bytes, study, series, sop) of one real MR instance."""
+    [path] = write_cine_classic(make_study(n_slices=1, n_phases=1), tmp_path / "src")
+    ds = dcmread(path, stop_before_pixels=True)
+    return path.read_bytes(), ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+
+
+@pytest.mark.parametrize("fsync_directory", [False, True])
+def test_store_leaves_only_the_final_file(tmp_path, instance, fsync_directory):
+    spool = Spool(tmp_path / "spool", 1, fsync_directory=fsync_directory)
+    stored = spool.store(*instance)
+    assert stored.path.read_bytes() == instance[0] and not stored.duplicate
+    assert spool.store(*instance).duplicate
+    assert list(spool.iter_instances()) == [stored.path]
+    assert not list(spool.root.rglob(f"*{PARTIAL_SUFFIX}"))
+
+
+def test_power_loss_between_fsync_and_rename_is_recovered(tmp_path, instance):
+    """An fsync'ed temporary file whose rename was lost becomes the instance again; a
+    temporary file whose content does not match its CRC (never acknowledged) is removed."""
+    data, study, series, sop = instance
+    spool = Spool(tmp_path / "spool", 1)
+    final = spool.path_for(study, series, sop)
+    final.parent.mkdir(parents=True)
+    durable = temp_name(final, data)
+    durable.write_bytes(data)  # what the fsync made durable; the rename never happened
+    other = spool.path_for(study, series, "1.2.3.4")
+    torn = temp_name(other, data)
+    torn.write_bytes(data[: len(data) // 2])  # cut short: was never acknowledged
+    (final.parent / f".old.dcm.1234{PARTIAL_SUFFIX}").write_bytes(data)  # no CRC in name
+
+    assert spool.recover_partial() == (1, 2)
+    assert final.read_bytes() == data
+    assert not other.exists()
+    assert not list(spool.root.rglob(f"*{PARTIAL_SUFFIX}"))
+    index = Index(tmp_path / "index.sqlite")
+    try:
+        assert reconcile(spool, index, 1.0) == 1  # the index learns it at start-up
+        assert index.instance(sop)["path"] == str(final)
+    finally:
+        index.close()
+
+
+def test_free_space_is_measured_again_when_stale_or_near_the_floor(tmp_path, monkeypatch):
+    import node.spool
+
+    spool = Spool(tmp_path / "spool", 100)
+    free = {"bytes": 10 * 2**30, "measured": 0}
+
+    def measure() -> int:
+        free["measured"] += 1
+        return free["bytes"]
+
+    monkeypatch.setattr(spool, "free_bytes", measure)
+    monkeypatch.setattr(node.spool, "SPACE_RECHECK_S", 3600.0)
+    spool.check_space(2**20)
+    spool.check_space(2**20)
+    assert free["measured"] == 1  # far from the floor: counted down, not measured
+    spool.check_space(10 * 2**30 - 300 * 2**20)  # would come within the margin: measured
+    assert free["measured"] == 2
+    free["bytes"] = 100 * 2**20 + 500  # another process filled the disk
+    monkeypatch.setattr(node.spool, "SPACE_RECHECK_S", 0.0)
+    with pytest.raises(OutOfSpaceError):
+        spool.check_space(1000)
