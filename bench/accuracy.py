@@ -11,6 +11,10 @@ Every method runs on the same cases in one run and answers in the same contract
 - runtime per slice (s), median over cases (the model's includes finding the LV, which
   centres its crop, as the product does).
 
+Then a speed table: each method alone in a fresh process with ``--threads`` torch/ITK
+threads, on a stack of 25-phase slices, giving the median time per slice over repeats
+and the peak memory the run adds to the process (peak RSS, reset before the run).
+
 Held-out cases use seeds from 900000 up, which training never draws (training samples
 come from seeds below 100000, see ``inference/phantom/dataset.py``).
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -90,6 +95,65 @@ def methods(threads: int, variants: list[str], pairings: list[str], weights_dir:
     return out
 
 
+def _rss_kib(field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` of this process, KiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _speed_child(name: str, args: dict, queue) -> None:
+    """One method's speed and peak memory, measured in this (fresh) process."""
+    torch.set_num_threads(args["threads"])
+    import SimpleITK as sitk  # noqa: PLC0415 (the child sets its own thread count)
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args["threads"])
+    fn = methods(args["threads"], args["variants"], args["pairings"], args["weights_dir"])[name]
+    case = generate_case(HELD_OUT_SEED)
+    spacing = tuple(float(v) for v in case.params.geometry.spacing)
+    reps = -(-25 // case.shape[1])  # the case's cycle repeated, cut at 25 phases
+    px = np.concatenate([case.pixels] * reps, axis=1)[: args["slices"], :25].astype(np.float32)
+    ed = case.truth.ed_phase
+    fn(px[:1], spacing, ed)  # warm-up (lazy initialisation, allocator)
+    times = []
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS
+    before = _rss_kib("VmRSS")
+    for _ in range(args["repeats"]):
+        start = time.perf_counter()
+        fn(px, spacing, ed)
+        times.append((time.perf_counter() - start) / px.shape[0])
+    queue.put(
+        {
+            "s_per_slice": float(np.median(times)),
+            "peak_mib": (_rss_kib("VmHWM") - before) / 1024,
+            "slices": px.shape[0],
+        }
+    )
+
+
+def speed_table(names: list[str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Per method, in a fresh process each: median s per 25-phase slice, peak MiB added."""
+    ctx = multiprocessing.get_context("spawn")
+    params = {
+        "threads": args.threads,
+        "variants": args.variants.split(","),
+        "pairings": args.pairings.split(","),
+        "weights_dir": args.weights_dir,
+        "slices": args.speed_slices,
+        "repeats": args.speed_repeats,
+    }
+    out = {}
+    for name in names:
+        queue = ctx.Queue()
+        child = ctx.Process(target=_speed_child, args=(name, params, queue))
+        child.start()
+        out[name] = queue.get(timeout=3600)
+        child.join()
+        print(f"speed {name}: {out[name]}", file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=6)
@@ -98,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairings", default="anchored,consecutive")
     parser.add_argument("--weights-dir", type=Path, help="NAME.pt per variant (default: shipped)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/accuracy.json"))
+    parser.add_argument("--speed-slices", type=int, default=4, help="0: no speed table")
+    parser.add_argument("--speed-repeats", type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -148,6 +214,16 @@ def main(argv: list[str] | None = None) -> int:
         print("\nmyocardial EPE relative to demons (lower is better):")
         for name, a in summary.items():
             print(f"  {name:34s} {a['epe_myo_mean_mm'] / ref:6.2f}")
+    speed = {}
+    if args.speed_slices:
+        speed = speed_table([n for n in todo if n != "zero"], args)
+        print(
+            f"\nspeed, {args.threads} threads, slices of 25 phases "
+            f"({args.speed_slices} slices, median of {args.speed_repeats}):"
+        )
+        print(f"  {'method':34s} {'s/slice':>8s} {'peak MiB':>9s}")
+        for name, r in speed.items():
+            print(f"  {name:34s} {r['s_per_slice']:8.3f} {r['peak_mib']:9.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
@@ -156,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 "held_out_seed": HELD_OUT_SEED,
                 "threads": args.threads,
                 "summary": summary,
+                "speed": speed,
+                "device": "cpu",
                 "per_case": rows,
             },
             indent=2,
