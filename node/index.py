@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts      INTEGER NOT NULL DEFAULT 0,
     error         TEXT,
     files         TEXT,          -- JSON list of written files
+    metrics       TEXT,          -- JSON: stage timings (s) and peak memory of the worker
     created_at    REAL NOT NULL,
     started_at    REAL,
     finished_at   REAL
@@ -137,6 +138,14 @@ class Index:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after a database was created (an index of an older version)."""
+        with self._lock:
+            jobs = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "metrics" not in jobs:
+                self._db.execute("ALTER TABLE jobs ADD COLUMN metrics TEXT")
 
     def close(self) -> None:
         """Close the connection."""
@@ -377,9 +386,15 @@ class Index:
         return dict(row)
 
     def finish_job(
-        self, job_id: int, files: list[str], destinations: list[str]
+        self,
+        job_id: int,
+        files: list[str],
+        destinations: list[str],
+        metrics: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Mark a job done, queue its exports, and supersede older jobs of its stack.
+
+        ``metrics`` (stage timings, peak memory of the worker) is kept with the job.
 
         Returns
         -------
@@ -390,9 +405,9 @@ class Index:
         with self._tx() as db:
             job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             db.execute(
-                "UPDATE jobs SET state = ?, files = ?, error = NULL, finished_at = ?"
-                " WHERE id = ?",
-                (JobState.DONE, json.dumps(files), now, job_id),
+                "UPDATE jobs SET state = ?, files = ?, metrics = ?, error = NULL,"
+                " finished_at = ? WHERE id = ?",
+                (JobState.DONE, json.dumps(files), json.dumps(metrics or {}), now, job_id),
             )
             older = [
                 dict(r)

@@ -229,7 +229,9 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> 
     if seg_path is not None:
         log.info("myocardium from SEG %s (%s)", seg.sop_instance_uid, seg_path)
 
+    start = time.perf_counter()
     model, _ = load_model(weights, pairing=request.pairing)
+    timings["model_s"] = time.perf_counter() - start
     if model.config.temporal != request.temporal:
         warnings.append(
             f"weights {weights} are a '{model.config.temporal}' model, not '{request.temporal}'"
@@ -263,6 +265,7 @@ def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeri
                   ) -> None:
     """``report.json``, the bull's-eye PNG, (optionally) ``motion.npz``, and the DICOM
     results (written last, next to them; the node exports every file of the folder)."""
+    start = time.perf_counter()
     outcome.report = analysis.report(
         series_instance_uid=cine.series_instance_uid, model=identity,
         trigger_times=cine.trigger_times, slice_positions=cine.slice_positions,
@@ -283,6 +286,7 @@ def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeri
             pixel_spacing=np.asarray(cine.in_plane_spacing, np.float64),
         )
         outcome.files.append(path)
+    outcome.timings_s["report_s"] = time.perf_counter() - start
     start = time.perf_counter()
     with one_warning_for_source_uids(cine.series_instance_uid):
         dicom = write_dicom_results(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import resource
 import shutil
 import threading
+import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
@@ -57,12 +59,15 @@ def execute_job(request: dict[str, Any], torch_threads: int = 0) -> dict[str, An
     Returns
     -------
     dict
-        ``{"files": [...], "warnings": [...], "series_instance_uid", "shape", "ed_phase"}``.
+        ``{"files": [...], "warnings": [...], "series_instance_uid", "shape", "ed_phase",
+        "timings_s": {stage: seconds}, "peak_rss_mb"}``.
     """
+    start = time.perf_counter()
     import torch
 
     from node.pipeline import AnalysisRequest, run_analysis
 
+    imports_s = time.perf_counter() - start
     if torch_threads:
         torch.set_num_threads(torch_threads)
     fields = dict(request)
@@ -72,6 +77,9 @@ def execute_job(request: dict[str, Any], torch_threads: int = 0) -> dict[str, An
     outcome = run_analysis(AnalysisRequest(**fields))
     result = asdict(outcome)
     result["files"] = [str(p) for p in outcome.files]
+    result["timings_s"] = {"imports_s": imports_s, **outcome.timings_s}
+    # ru_maxrss is in KiB on Linux: the peak of this process (the worker, when spawned)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return json.loads(json.dumps(result, default=str))
 
 
@@ -171,7 +179,9 @@ class Dispatcher:
 
     def _done(self, job_id: int, result: dict[str, Any]) -> None:
         names = [d.name for d in self.cfg.destinations]
-        superseded = self.index.finish_job(job_id, result["files"], names)
+        metrics = {"timings_s": result.get("timings_s", {}),
+                   "peak_rss_mb": result.get("peak_rss_mb")}
+        superseded = self.index.finish_job(job_id, result["files"], names, metrics)
         log.info(
             "job %d done: series %s, %d file(s), %d export(s) queued",
             job_id, result.get("series_instance_uid"), len(result["files"]), len(names),
