@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import ConvexHull, Delaunay, QhullError
 
 from inference.phases import otsu_threshold
 from inference.preprocess import find_heart_centres, normalise_intensity
@@ -47,6 +48,23 @@ MIN_CAVITY_MM2 = 40.0
 WALL_MM = (3.0, 20.0)
 #: RV blood within this distance outside the epicardium marks the septum, mm
 RV_CONTACT_MM = 4.0
+#: largest LV blood pool, mm^2 (a dilated LV at the base: ~ 50 mm radius)
+MAX_CAVITY_MM2 = 8000.0
+#: the blood pools are looked for above these multiples of Otsu's threshold: coil shading
+#: splits the LV blood pool at one level in one study and joins it to the RV in another
+POOL_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
+#: how far from the heart centre (temporal variance) the LV may lie, mm; that centre
+#: often sits on the RV, which moves more than an infarcted LV
+SEARCH_MM = 100.0
+#: the LV centres of neighbouring slices lie within this distance (per slice apart), mm
+NEIGHBOUR_MM = 20.0
+#: the endocardium is looked for this far either side of the blood pool's edge, mm
+ENDO_SEARCH_MM = 5.0
+#: the endocardium is where the signal falls to this fraction of the way from the wall to
+#: the blood: trabeculae and papillary muscles, lined with blood, belong to the cavity
+ENDO_LEVEL = 0.25
+#: candidates tried, best first, before a slice is given up
+ANCHOR_TRIES = 5
 
 
 class MyocardiumError(ValueError):
@@ -149,38 +167,124 @@ def _dark_ring(frame: np.ndarray, pool: np.ndarray, spacing: tuple[float, float]
     return float(np.mean(np.all((prof < threshold) | ~window, axis=1)))
 
 
-def _blood_pool(frame: np.ndarray, moving: np.ndarray, centre: np.ndarray,
-                spacing: tuple[float, float], threshold: float, prior: np.ndarray | None
-                ) -> np.ndarray | None:
-    """Filled mask of the LV blood pool near ``centre`` (or the neighbour slice's LV centre
-    ``prior``): the bright region that is round, moves, and has a dark wall all round."""
+@dataclass(frozen=True)
+class _Pool:
+    """A candidate LV blood pool of one slice: a filled bright region, cropped to its box."""
+
+    box: tuple[slice, slice]
+    filled: np.ndarray
+    centre: np.ndarray
+    score: float
+
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """The region as a full-frame ``[H, W]`` bool mask."""
+        out = np.zeros(shape, bool)
+        out[self.box] = self.filled
+        return out
+
+
+def _pool_candidates(frame: np.ndarray, moving: np.ndarray, centre: np.ndarray,
+                     spacing: tuple[float, float], threshold: float) -> list[_Pool]:
+    """Bright regions within :data:`SEARCH_MM` of ``centre`` that could be the LV blood
+    pool, at every level of :data:`POOL_LEVELS`, each scored by how round it is, how
+    completely a dark wall surrounds it, how little of it is dark, and (a little) how much
+    it moves."""
     r, _ = _polar_grid(frame.shape, centre, spacing)
-    bright = ndimage.binary_opening((frame > threshold) & (r < 55.0))
-    labels, n = ndimage.label(bright)
-    if n == 0:
-        return None
     pixel_mm2 = spacing[0] * spacing[1]
-    best, best_score = None, -np.inf
-    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
-        comp = labels[sl] == k
-        area = comp.sum() * pixel_mm2
-        if area < MIN_CAVITY_MM2 or area > 8000.0:
+    out: list[_Pool] = []
+    for level in POOL_LEVELS:
+        bright = ndimage.binary_opening((frame > level * threshold) & (r < SEARCH_MM))
+        labels, _ = ndimage.label(bright)
+        for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+            if sl is None:
+                continue
+            comp = labels[sl] == k
+            area = comp.sum() * pixel_mm2
+            if area < MIN_CAVITY_MM2 or area > MAX_CAVITY_MM2:
+                continue
+            rr, cc = np.nonzero(comp)
+            rr, cc = rr + sl[0].start, cc + sl[1].start
+            cy, cx = rr.mean(), cc.mean()
+            dist = np.hypot((rr - cy) * spacing[0], (cc - cx) * spacing[1])
+            r_out = np.percentile(dist, 98) + 0.5 * np.sqrt(pixel_mm2)
+            roundness = area / (np.pi * r_out**2)
+            filled = ndimage.binary_fill_holes(comp)
+            pool = _Pool(sl, filled, np.array([cy, cx]), 0.0)
+            dark = _dark_ring(frame, pool.mask(frame.shape), spacing, level * threshold)
+            # a blood pool is bright throughout; one that has swallowed its own wall
+            # (the whole heart, at a low level) holds a dark ring
+            values = frame[sl][filled]
+            wall_inside = float(np.mean(values < 0.6 * np.percentile(values, 90)))
+            score = (2.0 * roundness + 2.0 * dark + 0.5 * float(moving[rr, cc].mean())
+                     - 4.0 * wall_inside)
+            out.append(_Pool(sl, filled, pool.centre, float(score)))
+    return out
+
+
+def _distance_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, float]) -> float:
+    return float(np.hypot((a[0] - b[0]) * spacing[0], (a[1] - b[1]) * spacing[1]))
+
+
+def _support(candidates: dict[int, list[_Pool]], s: int, pool: _Pool,
+             spacing: tuple[float, float]) -> float:
+    """How well ``pool`` of slice ``s`` continues through the stack: its score plus, for
+    each slice up to two away, the best score of a candidate near it (the LV is a tube
+    along the stack; the RV and the great vessels are not round all along it)."""
+    total = pool.score
+    for other in (s - 2, s - 1, s + 1, s + 2):
+        reach = NEIGHBOUR_MM * abs(other - s)
+        near = [c.score for c in candidates.get(other, [])
+                if _distance_mm(c.centre, pool.centre, spacing) <= reach]
+        total += max(near, default=0.0)
+    return total
+
+
+def _convex_hull(mask: np.ndarray) -> np.ndarray:
+    """``[H, W]`` bool: the convex hull of a mask's pixels (papillary muscles and
+    trabeculae dent a blood pool; the cavity they sit in is convex in short axis)."""
+    points = np.argwhere(mask).astype(float)
+    if len(points) < 4:
+        return mask
+    try:
+        hull = Delaunay(points[ConvexHull(points).vertices])
+    except QhullError:
+        return mask
+    lo, hi = points.min(axis=0).astype(int), points.max(axis=0).astype(int) + 1
+    rr, cc = np.mgrid[lo[0] : hi[0], lo[1] : hi[1]]
+    inside = hull.find_simplex(np.stack([rr.ravel(), cc.ravel()], axis=1)) >= 0
+    out = mask.copy()
+    out[lo[0] : hi[0], lo[1] : hi[1]] |= inside.reshape(rr.shape)
+    return out
+
+
+def _compact_wall_edge(prof: np.ndarray, radii: np.ndarray, pool_edge: np.ndarray
+                       ) -> np.ndarray:
+    """Endocardial radius of every ray: the last fall from blood to the compact wall.
+
+    A blood pool found by one threshold stops short where coil shading darkens the blood
+    or trabeculae fringe the wall. Along each ray, the level is halfway between the blood
+    just inside the pool's edge (this ray's own, so shading cancels) and the darkest point
+    within :data:`ENDO_SEARCH_MM` beyond the edge (the compact wall); the edge is the last
+    radius above that level before the darkest point, at sub-sample precision.
+    """
+    step = radii[1] - radii[0]
+    out = pool_edge.copy()
+    for i, edge in enumerate(pool_edge):
+        j_edge = int(round(edge / step))
+        if j_edge < 4:
             continue
-        rr, cc = np.nonzero(comp)
-        rr = rr + sl[0].start
-        cc = cc + sl[1].start
-        cy, cx = rr.mean(), cc.mean()
-        dist = np.hypot((rr - cy) * spacing[0], (cc - cx) * spacing[1])
-        r_out = np.percentile(dist, 98) + 0.5 * np.sqrt(pixel_mm2)
-        roundness = area / (np.pi * r_out**2)
-        offset = np.hypot((cy - centre[0]) * spacing[0], (cx - centre[1]) * spacing[1])
-        pool = ndimage.binary_fill_holes(labels == k)
-        score = (2.0 * roundness + 2.0 * _dark_ring(frame, pool, spacing, threshold)
-                 + float(moving[rr, cc].mean())
-                 - offset / (10.0 if prior is not None else 60.0))
-        if score > best_score:
-            best_score, best = score, pool
-    return best
+        j_end = min(j_edge + int(round(ENDO_SEARCH_MM / step)), len(radii) - 1)
+        j_min = j_edge + int(np.argmin(prof[i, j_edge : j_end + 1]))
+        blood = float(np.median(prof[i, j_edge // 2 : j_edge]))
+        level = prof[i, j_min] + ENDO_LEVEL * (blood - prof[i, j_min])
+        j_lo = max(j_edge - int(round(ENDO_SEARCH_MM / step)), 1)
+        above = np.nonzero(prof[i, j_lo:j_min] >= level)[0]
+        if not above.size:
+            continue
+        j = j_lo + int(above[-1])
+        a, b = prof[i, j], prof[i, j + 1]
+        out[i] = radii[j] + (np.clip((a - level) / (a - b), 0.0, 1.0) if a != b else 0.5) * step
+    return out
 
 
 def _ring(frame: np.ndarray, pool: np.ndarray, spacing: tuple[float, float]
@@ -190,12 +294,13 @@ def _ring(frame: np.ndarray, pool: np.ndarray, spacing: tuple[float, float]
     centre = np.array([rows.mean(), cols.mean()])
     angles = np.linspace(-np.pi, np.pi, N_RAYS, endpoint=False)
     radii = np.arange(0.0, MAX_RADIUS_MM, RADIAL_STEP_MM)
-    inside = _profiles(pool.astype(np.float32), centre, spacing, angles, radii) >= 0.5
-    endo_raw = radii[np.argmin(inside, axis=1)]
+    inside = _profiles(_convex_hull(pool).astype(np.float32), centre, spacing, angles,
+                       radii) >= 0.5
+    prof = _profiles(frame, centre, spacing, angles, radii)
+    endo_raw = _compact_wall_edge(prof, radii, radii[np.argmin(inside, axis=1)])
     endo = _fourier_fit(angles, endo_raw, endo_raw > 0, 4, inward_tolerance=1.0)
     if endo is None:
         return None
-    prof = _profiles(frame, centre, spacing, angles, radii)
     blood = float(np.median(frame[pool]))
     near = (radii[None, :] > endo[:, None] + 1.5) & (radii[None, :] < endo[:, None] + 4.5)
     myo = float(np.median(prof[near]))
@@ -422,37 +527,62 @@ def segment_myocardium(
     if centres is None:
         centres = find_heart_centres(norm, spacing)
     n_s, _, h, w = norm.shape
-    sigma = (0.5, 0.5)
     moving = norm.std(axis=1)
     moving = moving / max(float(np.percentile(moving, 99.5)), 1e-6)
+    frames = np.stack([ndimage.gaussian_filter(norm[s, ed_phase], 0.5) for s in range(n_s)])
+    thresholds = []
+    candidates: dict[int, list[_Pool]] = {}
+    for s in range(n_s):
+        r, _ = _polar_grid((h, w), centres[s], spacing)
+        thresholds.append(otsu_threshold(frames[s][r < SEARCH_MM]))
+        candidates[s] = _pool_candidates(frames[s], moving[s], centres[s], spacing,
+                                         thresholds[-1])
     out = {k: np.zeros((n_s, h, w), bool) for k in ("myo", "lv", "rv")}
     warnings: list[str] = []
-    prior: np.ndarray | None = None
-    # middle slices first: the LV is easiest there; then outwards, tracking the centre
-    order = sorted(range(n_s), key=lambda s: abs(s - (n_s - 1) / 2))
     found: dict[int, np.ndarray] = {}
-    for s in order:
-        frame = ndimage.gaussian_filter(norm[s, ed_phase], sigma)
-        r, _ = _polar_grid((h, w), centres[s], spacing)
-        threshold = otsu_threshold(frame[r < 60.0])
-        near = [found[k] for k in found if abs(k - s) == 1]
-        prior = near[0] if near else (np.median(list(found.values()), axis=0)
-                                      if found else None)
-        pool = _blood_pool(frame, moving[s], centres[s] if prior is None else prior,
-                           spacing, threshold, prior)
-        ring = None if pool is None else _ring(frame, pool, spacing)
+
+    def place(s: int, pool: _Pool) -> bool:
+        ring = _ring(frames[s], pool.mask((h, w)), spacing)
         if ring is None:
-            continue
+            return False
         c, angles, endo, epi = ring
-        if prior is not None and np.hypot(*((c - prior) * spacing)) > 20.0:
-            continue
         radius, theta = _polar_grid((h, w), c, spacing)
         r_endo = _fill_at(angles, endo, theta)
         r_epi = _fill_at(angles, epi, theta)
         out["lv"][s] = radius < r_endo
         out["myo"][s] = (radius >= r_endo) & (radius < r_epi)
-        out["rv"][s] = _rv_pool(frame, out["myo"][s], out["lv"][s], threshold, spacing)
+        out["rv"][s] = _rv_pool(frames[s], out["myo"][s], out["lv"][s], thresholds[s],
+                                spacing)
         found[s] = c
+        return True
+
+    # The anchor: the candidate best supported by its neighbours along the stack; then
+    # outwards slice by slice, each slice's LV near the one found next to it.
+    ranked = sorted(((_support(candidates, s, p, spacing), s, i)
+                     for s, pools in candidates.items() for i, p in enumerate(pools)),
+                    reverse=True)
+    anchor = next((s for _, s, i in ranked[:ANCHOR_TRIES] if place(s, candidates[s][i])),
+                  None)
+    if anchor is not None:
+        for direction in (-1, 1):
+            s = anchor + direction
+            while 0 <= s < n_s:
+                inner = [k for k in (s - direction, s - 2 * direction) if k in found]
+                if not inner:
+                    break  # two slices without a ring: the LV has ended
+                prior, gap = found[inner[0]], abs(inner[0] - s)
+                near = [p for p in candidates[s]
+                        if _distance_mm(p.centre, prior, spacing) <= NEIGHBOUR_MM * gap]
+                near.sort(key=lambda p: p.score - _distance_mm(p.centre, prior, spacing) / 10.0,
+                          reverse=True)
+                for pool in near[:ANCHOR_TRIES]:
+                    if place(s, pool) and _distance_mm(found[s], prior, spacing) <= (
+                            NEIGHBOUR_MM * gap):
+                        break
+                    found.pop(s, None)
+                    for key in out:
+                        out[key][s] = False
+                s += direction
     if not found:
         raise MyocardiumError("no LV found: no slice shows a round bright blood pool inside "
                               "a myocardial ring")
