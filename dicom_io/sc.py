@@ -88,56 +88,113 @@ def carry_to_phase(values: np.ndarray, mask: np.ndarray, u: np.ndarray,
     tuple of numpy.ndarray
         ``[H, W]`` values and bool mask at the phase's pixel positions.
     """
-    grid = np.mgrid[0:values.shape[0], 0:values.shape[1]].astype(float)
     shift = np.asarray(u, float) / np.asarray(spacing, float)[:, None, None]
+    moved = np.zeros(values.shape, float)
+    inside = np.zeros(values.shape, bool)
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return moved, inside
+    # only where the myocardium can be in this phase: its box grown by the largest shift
+    pad = int(np.ceil(np.abs(shift).max())) + 2
+    crop = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
+            slice(max(cols.min() - pad, 0), cols.max() + pad + 1))
+    grid = np.mgrid[crop].astype(float)
     ed = grid.copy()
     for _ in range(iterations):
         at = np.stack([ndimage.map_coordinates(shift[c], ed, order=1, mode="nearest")
                        for c in range(2)])
         ed = grid - at
-    moved = ndimage.map_coordinates(np.where(mask, values, 0.0), ed, order=1, mode="nearest")
-    inside = ndimage.map_coordinates(mask.astype(float), ed, order=1, mode="constant") >= 0.5
+    moved[crop] = ndimage.map_coordinates(np.where(mask, values, 0.0), ed, order=1,
+                                          mode="nearest")
+    inside[crop] = ndimage.map_coordinates(mask.astype(float), ed, order=1,
+                                           mode="constant") >= 0.5
     return moved, inside
 
 
-def render_overlay_frame(image: np.ndarray, strain: np.ndarray, inside: np.ndarray,
-                         spacing: tuple[float, float], title: str) -> np.ndarray:
-    """One cine frame in grey with circumferential strain in colour and a colour bar.
+class OverlayRenderer:
+    """Draws the overlay frames of one slice: cine in grey, strain in colour, colour bar.
+
+    The figure (black page, colour bar and its scale) is drawn once by matplotlib; each
+    frame is then composited into it with numpy (the image resampled bilinearly and the
+    strain by nearest neighbour into the box that ``imshow`` gives the image, the strain
+    blended at 80 % opacity where it is drawn) and its title drawn on a strip above. A
+    matplotlib figure per frame took about 0.15 s, 40 s for a 10 x 25 stack.
 
     Parameters
     ----------
-    image : numpy.ndarray
-        ``[H, W]`` cine pixel values.
-    strain : numpy.ndarray
-        ``[H, W]`` circumferential strain, percent, at this phase's positions.
-    inside : numpy.ndarray
-        ``[H, W]`` bool, where the strain is drawn.
+    shape : tuple of int
+        ``(H, W)`` of the cine frames.
     spacing : tuple of float
         (row, column) mm, for the aspect ratio.
-    title : str
-        Printed above the image.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``[OVERLAY_SIZE[1], OVERLAY_SIZE[0], 3]`` uint8.
     """
-    width, height = OVERLAY_SIZE
-    fig = Figure(figsize=(width / 100, height / 100), dpi=100, facecolor="black")
-    ax = fig.add_axes((0.02, 0.02, 0.78, 0.88))
-    low, high = np.percentile(image, (1, 99.5))
-    ax.imshow(image, cmap="gray", vmin=low, vmax=max(high, low + 1),
-              aspect=spacing[0] / spacing[1], interpolation="bilinear")
-    norm = Normalize(*CIRCUMFERENTIAL_RANGE)
-    ax.imshow(np.ma.masked_where(~inside, strain), cmap=COLOUR_MAP, norm=norm, alpha=0.8,
-              aspect=spacing[0] / spacing[1], interpolation="nearest")
-    ax.axis("off")
-    fig.text(0.02, 0.95, title, color="white", fontsize=10, va="center")
-    bar = fig.add_axes((0.82, 0.1, 0.035, 0.75))
-    cb = fig.colorbar(ScalarMappable(norm=norm, cmap=colormaps[COLOUR_MAP]), cax=bar)
-    cb.set_label("circumferential strain (%)", color="white", fontsize=8)
-    cb.ax.tick_params(colors="white")
-    return _rgb(fig)
+
+    def __init__(self, shape: tuple[int, int], spacing: tuple[float, float]) -> None:
+        width, height = OVERLAY_SIZE
+        fig = Figure(figsize=(width / 100, height / 100), dpi=100, facecolor="black")
+        ax = fig.add_axes((0.02, 0.02, 0.78, 0.88))
+        h, w = shape
+        ax.imshow(np.zeros(shape), cmap="gray", aspect=spacing[0] / spacing[1])
+        ax.axis("off")
+        self.norm = Normalize(*CIRCUMFERENTIAL_RANGE)
+        self.cmap = colormaps[COLOUR_MAP]
+        #: the colour map as 256 RGB levels (0-255)
+        self.lut = 255 * self.cmap(np.linspace(0.0, 1.0, 256))[:, :3]
+        bar = fig.add_axes((0.82, 0.1, 0.035, 0.75))
+        cb = fig.colorbar(ScalarMappable(norm=self.norm, cmap=self.cmap), cax=bar)
+        cb.set_label("circumferential strain (%)", color="white", fontsize=8)
+        cb.ax.tick_params(colors="white")
+        self.background = _rgb(fig)
+        (left, top), (right, bottom) = ax.transData.transform(
+            [(-0.5, -0.5), (w - 0.5, h - 0.5)])
+        self.rows = slice(round(height - top), round(height - bottom))
+        self.cols = slice(round(left), round(right))
+        box_h, box_w = self.rows.stop - self.rows.start, self.cols.stop - self.cols.start
+        # where each box pixel's centre falls in the frame (pixel centres at integers)
+        r = (np.arange(box_h) + 0.5) * h / box_h - 0.5
+        c = (np.arange(box_w) + 0.5) * w / box_w - 0.5
+        self.coords = np.stack(np.meshgrid(r, c, indexing="ij"))
+        self.nearest = (np.clip(np.round(r).astype(int), 0, h - 1)[:, None],
+                        np.clip(np.round(c).astype(int), 0, w - 1)[None, :])
+        self.strip = Figure(figsize=(width / 100, 0.1 * height / 100), dpi=100,
+                            facecolor="black")
+        self.title = self.strip.text(0.02, 0.5, "", color="white", fontsize=10, va="center")
+
+    def frame(self, image: np.ndarray, strain: np.ndarray, inside: np.ndarray,
+              title: str) -> np.ndarray:
+        """One frame.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``[H, W]`` cine pixel values.
+        strain : numpy.ndarray
+            ``[H, W]`` circumferential strain, percent, at this phase's positions.
+        inside : numpy.ndarray
+            ``[H, W]`` bool, where the strain is drawn.
+        title : str
+            Printed above the image.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[OVERLAY_SIZE[1], OVERLAY_SIZE[0], 3]`` uint8.
+        """
+        low, high = np.percentile(image, (1, 99.5))
+        grey = (np.asarray(image, np.float32) - low) / max(high - low, 1.0)
+        grey = np.clip(ndimage.map_coordinates(grey, self.coords, order=1, mode="nearest"),
+                       0.0, 1.0)
+        box = np.repeat(np.round(255 * grey).astype(np.uint8)[..., None], 3, axis=2)
+        drawn = np.asarray(inside, bool)[self.nearest]
+        if drawn.any():
+            level = self.norm(np.asarray(strain, np.float32)[self.nearest][drawn])
+            index = np.clip(np.round(np.ma.getdata(level) * 255), 0, 255).astype(int)
+            box[drawn] = np.round(0.8 * self.lut[index] + 0.2 * 255 * grey[drawn][:, None])
+        out = self.background.copy()
+        out[self.rows, self.cols] = box
+        self.title.set_text(title)
+        strip = _rgb(self.strip)
+        out[: strip.shape[0]] = np.maximum(out[: strip.shape[0]], strip)
+        return out
 
 
 def render_bullseye(report: Mapping[str, object]) -> np.ndarray:
@@ -230,12 +287,13 @@ def build_strain_overlay(
     s = int(slice_index)
     spacing = cine.in_plane_spacing
     frames = []
+    renderer = OverlayRenderer((h, w), spacing)
     for t in range(t_count):
         strain, inside = carry_to_phase(circumferential_pct[s, t], myocardium[s], u[s, t],
                                         spacing)
         title = (f"slice {s + 1}/{s_count}  phase {t + 1}/{t_count}  "
                  f"{cine.slice_trigger_times[s, t]:.0f} ms  circumferential strain")
-        frames.append(render_overlay_frame(cine.pixels[s, t], strain, inside, spacing, title))
+        frames.append(renderer.frame(cine.pixels[s, t], strain, inside, title))
     pixels = np.stack(frames)
     ds = _sc_dataset(cine, uids.series("sc-overlay"), uids.instance("sc-overlay", s),
                      series_number, s + 1, OVERLAY_DESCRIPTION)
