@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "status": "node.commands.status",
     "echo": "node.commands.echo",
     "retry": "node.commands.retry",
+    "view": "node.commands.view",
 }
 
 

@@ -29,3 +29,7 @@ class UnknownJobError(NodeError, LookupError):
 
 class UnknownDestinationError(NodeError, LookupError):
     """No destination of that name in the configuration."""
+
+
+class ViewerError(NodeError, RuntimeError):
+    """The local OHIF viewer (Orthanc + nginx) cannot start or run."""

@@ -15,6 +15,7 @@ from dicom_io import CineSeriesError
 from dicom_io.seg import SegmentationReadError
 from inference.aha import SEGMENT_NAMES
 from inference.checkpoint import CheckpointError
+from node.commands.view import add_viewer_arguments, send_and_print, settings_from
 from node.pipeline import AnalysisRequest, run_analysis
 
 HELP = "myocardial motion, strain and LV function of the cine stack in a folder"
@@ -54,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="DICOM Segmentation of the ED myocardium (default: a SEG among the inputs that "
         "references the stack, else automatic)",
     )
+    parser.add_argument(
+        "--view", action="store_true",
+        help="send the study and its results to the local OHIF viewer (`make viewer`) and "
+        "print its URL",
+    )
+    add_viewer_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if outcome.error is not None:
         print(f"cinestrain: {outcome.error}", file=sys.stderr)
         return 1
+    if args.view:
+        return send_and_print(settings_from(args), [*request.inputs, *dicom])
     return 0
 
 
