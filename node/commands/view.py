@@ -9,6 +9,7 @@ analysed and its results.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -84,6 +85,10 @@ def send_and_print(settings: ViewerSettings, paths: list[Path]) -> int:
     return 0
 
 
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.send:
@@ -101,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
           f'  [[destinations]]\n  kind = "dicom"\n  name = "{dest.name}"\n'
           f'  ae_title = "{dest.ae_title}"\n  host = "{dest.host}"\n  port = {dest.port}')
     print(f"data and logs: {settings.data_dir.resolve()}; Ctrl-C stops", flush=True)
+    # SIGTERM (systemd, kill) and SIGINT (also when started in the background) stop both
+    # servers through the finally below
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop_on_signal)
     try:
         status = viewer.wait()
         print(f"cinestrain: a viewer server exited ({status}); see the logs", file=sys.stderr)
