@@ -38,9 +38,12 @@ from dicom_io.equipment import (
     MANUFACTURER_MODEL_NAME,
     SOFTWARE_VERSIONS,
 )
+from dicom_io.iod_lookup import memoize_iod_lookups
 from dicom_io.uids import ResultUIDs
 
 log = logging.getLogger(__name__)
+
+memoize_iod_lookups()  # highdicom's IOD searches: most of a Parametric Map's build time
 
 #: stored value of "no value" (outside the mapped range)
 NO_VALUE = 0
