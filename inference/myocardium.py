@@ -63,6 +63,9 @@ ENDO_SEARCH_MM = 5.0
 #: the endocardium is where the signal falls to this fraction of the way from the wall to
 #: the blood: trabeculae and papillary muscles, lined with blood, belong to the cavity
 ENDO_LEVEL = 0.25
+#: the anchor slice cuts the LV between base and apex at ED: a blood pool at least this
+#: large (a 28 mm circle), which leaves out round vessels of the chest wall and mediastinum
+ANCHOR_MIN_MM2 = 600.0
 #: candidates tried, best first, before a slice is given up
 ANCHOR_TRIES = 5
 
@@ -175,6 +178,7 @@ class _Pool:
     filled: np.ndarray
     centre: np.ndarray
     score: float
+    area_mm2: float
 
     def mask(self, shape: tuple[int, int]) -> np.ndarray:
         """The region as a full-frame ``[H, W]`` bool mask."""
@@ -209,7 +213,7 @@ def _pool_candidates(frame: np.ndarray, moving: np.ndarray, centre: np.ndarray,
             r_out = np.percentile(dist, 98) + 0.5 * np.sqrt(pixel_mm2)
             roundness = area / (np.pi * r_out**2)
             filled = ndimage.binary_fill_holes(comp)
-            pool = _Pool(sl, filled, np.array([cy, cx]), 0.0)
+            pool = _Pool(sl, filled, np.array([cy, cx]), 0.0, float(area))
             dark = _dark_ring(frame, pool.mask(frame.shape), spacing, level * threshold)
             # a blood pool is bright throughout; one that has swallowed its own wall
             # (the whole heart, at a low level) holds a dark ring
@@ -217,7 +221,7 @@ def _pool_candidates(frame: np.ndarray, moving: np.ndarray, centre: np.ndarray,
             wall_inside = float(np.mean(values < 0.6 * np.percentile(values, 90)))
             score = (2.0 * roundness + 2.0 * dark + 0.5 * float(moving[rr, cc].mean())
                      - 4.0 * wall_inside)
-            out.append(_Pool(sl, filled, pool.centre, float(score)))
+            out.append(_Pool(sl, filled, pool.centre, float(score), float(area)))
     return out
 
 
@@ -559,8 +563,8 @@ def segment_myocardium(
     # The anchor: the candidate best supported by its neighbours along the stack; then
     # outwards slice by slice, each slice's LV near the one found next to it.
     ranked = sorted(((_support(candidates, s, p, spacing), s, i)
-                     for s, pools in candidates.items() for i, p in enumerate(pools)),
-                    reverse=True)
+                     for s, pools in candidates.items() for i, p in enumerate(pools)
+                     if p.area_mm2 >= ANCHOR_MIN_MM2), reverse=True)
     anchor = next((s for _, s, i in ranked[:ANCHOR_TRIES] if place(s, candidates[s][i])),
                   None)
     if anchor is not None:

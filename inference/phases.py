@@ -2,13 +2,15 @@
 
 Real exports do not always start at the R-wave (the shared Sunnybrook studies have ED at
 phase 18 of 20), so ED is found from the images: in a bSSFP cine the blood is bright, and
-the LV blood pool is the bright connected region around the heart centre. Its area,
-summed over the middle slices, is largest at end-diastole.
+the LV blood pool is the bright connected region around the LV centre (found by
+:func:`inference.myocardium.segment_myocardium` on any phase: the LV hardly moves as a
+whole). Its area, summed over the middle slices of the LV, is largest at end-diastole.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,9 +69,12 @@ def blood_pool_area(
 
 
 def detect_ed_phase(
-    pixels: np.ndarray, pixel_spacing: tuple[float, float], centres: np.ndarray
+    pixels: np.ndarray,
+    pixel_spacing: tuple[float, float],
+    centres: np.ndarray,
+    lv_slices: Sequence[int] | None = None,
 ) -> PhaseEstimate:
-    """The phase with the largest LV blood pool over the middle half of the slices.
+    """The phase with the largest LV blood pool over the middle half of the LV's slices.
 
     Parameters
     ----------
@@ -78,12 +83,18 @@ def detect_ed_phase(
     pixel_spacing
         (row, column) mm.
     centres
-        ``(S, 2)`` LV centres in pixels (e.g. :func:`inference.preprocess.find_heart_centres`).
+        ``(S, 2)`` LV centres in pixels: the LV blood-pool centroids where known
+        (:class:`inference.myocardium.MyocardiumMasks`); the temporal-variance centre
+        (:func:`inference.preprocess.find_heart_centres`) can sit on the RV.
+    lv_slices
+        The slices that cut the LV (default: all); the middle half of them is used, away
+        from the valve plane and the apex, where the blood pool is well bounded.
     """
     s, t = pixels.shape[:2]
-    lo, hi = s // 4, max(s // 4 + 1, s - s // 4)
+    chosen = np.arange(s) if lv_slices is None or not len(lv_slices) else np.sort(lv_slices)
+    n = len(chosen)
     areas = np.zeros(t)
-    for k in range(lo, hi):
+    for k in chosen[n // 4 : max(n // 4 + 1, n - n // 4)]:
         # Blood/myocardium threshold from this slice's intensities near the heart (Otsu).
         threshold = otsu_threshold(pixels[k].ravel())
         for p in range(t):

@@ -121,14 +121,24 @@ def choose_ed_phase(
     """The ED phase, how it was chosen, and any warning.
 
     A fixed index wins; ``auto`` takes the phase with the largest LV blood pool, and
-    falls back to phase 0 (the R-wave trigger) when the images give no clear answer.
+    falls back to phase 0 (the R-wave trigger) when the images give no clear answer. The
+    blood pool is measured around the LV centres that the automatic segmentation finds on
+    phase 0 (``centres``, from the temporal variance, can sit on the RV).
     """
     t = cine.n_phases
     if requested != "auto":
         if not 0 <= int(requested) < t:
             raise ValueError(f"ed_phase {requested} is outside 0..{t - 1} for this cine")
         return int(requested), "fixed", []
-    estimate = detect_ed_phase(normalise_intensity(cine.pixels), cine.in_plane_spacing, centres)
+    lv_slices = None
+    try:
+        lv = segment_myocardium(cine.pixels, cine.in_plane_spacing, 0, centres=centres)
+        centres, lv_slices = motion_centres(centres, lv.lv_centres), np.flatnonzero(lv.ring)
+    except MyocardiumError as exc:
+        log.info("series %s: no LV on phase 0 (%s); ED measured around the heart centre",
+                 cine.series_instance_uid, exc)
+    estimate = detect_ed_phase(normalise_intensity(cine.pixels), cine.in_plane_spacing, centres,
+                               lv_slices)
     if not estimate.reliable:
         return (
             0,
@@ -195,8 +205,11 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> 
 
     spacing = cine.in_plane_spacing
     centres = find_heart_centres(normalise_intensity(cine.pixels), spacing)
-    ed, ed_source, warnings = choose_ed_phase(cine, request.ed_phase, centres)
     seg, seg_path = find_segmentation(cine, request.seg, seg_files)
+    if seg is not None and request.ed_phase == "auto":
+        ed, ed_source, warnings = seg.phase, "segmentation", []
+    else:
+        ed, ed_source, warnings = choose_ed_phase(cine, request.ed_phase, centres)
     if seg is not None and seg.phase != ed:
         warnings.append(f"the SEG outlines phase {seg.phase}, not phase {ed}: phase "
                         f"{seg.phase} is taken as ED")
