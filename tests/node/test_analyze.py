@@ -114,3 +114,24 @@ def test_real_sunnybrook_study_end_to_end(tmp_path, capsys):
     assert report["global"]["peak_circumferential_strain_pct"] < 0
     assert report["global"]["peak_radial_strain_pct"] > 0
     assert len(list(out.glob("*.dcm"))) > 100
+
+
+@pytest.mark.slow
+@needs_weights
+def test_ed_phase_fixed_by_option_or_config(study: Path, tmp_path: Path) -> None:
+    """``--ed-phase N`` and ``model.ed_phase`` both fix ED; report.json records it as
+    ``fixed``, and the option wins over the configuration."""
+    config = tmp_path / "node.toml"
+    config.write_text("[model]\ned_phase = 2\n")
+    runs = {"option": ["--ed-phase", "3"], "config": ["--config", str(config)],
+            "both": ["--config", str(config), "--ed-phase", "4"]}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        assert main(["analyze", str(study / "dicom"), "--out", str(out), "--device", "cpu",
+                     "--save-motion", *extra]) == 0
+        report = json.loads((out / "report.json").read_text())
+        expected = {"option": 3, "config": 2, "both": 4}[name]
+        assert (report["ed_phase"], report["ed_phase_source"]) == (expected, "fixed")
+        with np.load(out / "motion.npz") as motion:
+            assert int(motion["ed_phase"]) == expected
+            assert not motion["displacement"][:, expected].any()
