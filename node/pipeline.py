@@ -204,6 +204,7 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> 
     out.mkdir(parents=True, exist_ok=True)
 
     spacing = cine.in_plane_spacing
+    start = time.perf_counter()
     centres = find_heart_centres(normalise_intensity(cine.pixels), spacing)
     seg, seg_path = find_segmentation(cine, request.seg, seg_files)
     if seg is not None and request.ed_phase == "auto":
@@ -214,6 +215,7 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> 
         warnings.append(f"the SEG outlines phase {seg.phase}, not phase {ed}: phase "
                         f"{seg.phase} is taken as ED")
         ed, ed_source = seg.phase, "segmentation"
+    timings["heart_ed_s"] = time.perf_counter() - start
     weights = request.weights or shipped_weights_path(request.temporal)
     outcome = AnalysisOutcome(
         cine.series_instance_uid, cine.shape, ed, ed_source, warnings=warnings, timings_s=timings
