@@ -180,6 +180,9 @@ class WorkerSection(_Section):
     processes: int = Field(1, ge=1, le=16)
     torch_threads: int = Field(0, ge=0, le=256, description="0: let torch decide")
     save_motion: bool = Field(True, description="keep motion.npz with each job's results")
+    keep_warm: bool = Field(
+        True, description="keep one worker process started ahead, its imports done"
+    )
 
 
 class ModelSettings(_Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,14 @@ class NodeScheduler:
         self._scheduler.add_job(
             self._purge, "interval", seconds=cfg.scheduler.purge_interval_seconds, id="purge"
         )
+        dispatcher.on_done = self.export_now
+
+    def export_now(self) -> None:
+        """Try due exports now (a job just finished), not at the next tick."""
+        try:
+            self._scheduler.modify_job("exports", next_run_time=datetime.now(UTC))
+        except Exception:  # not running (stopping): the next start sends them
+            log.debug("exports not rescheduled: the scheduler is not running")
 
     def _stacks_and_jobs(self) -> None:
         self.tracker.tick()

@@ -156,6 +156,7 @@ class Node:
             self.cfg.node, StoreContext(self.spool, self.index, self.scan_delay_s)
         )
         self.scheduler.start()
+        self.dispatcher.keep_warm()
 
     def stop(self) -> None:
         """Close the port, stop the scheduler and running jobs, close the index."""

@@ -4,7 +4,8 @@ A job is plain data (a JSON-ready dict of :class:`node.pipeline.AnalysisRequest`
 instance paths, model settings, output folder), so the queue is a seam: a distributed
 engine (Celery, Ray) can run :func:`execute_job` instead of the local
 :class:`Dispatcher`. Each job gets a fresh ``spawn`` process: a crash or leak of one job
-never touches the receiver, and the process can be stopped.
+never touches the receiver, and the process can be stopped. One process is started ahead
+(``worker.keep_warm``) so that a job does not wait for torch and the pipeline to import.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,7 @@ def execute_job(request: dict[str, Any], torch_threads: int = 0) -> dict[str, An
     -------
     dict
         ``{"files": [...], "warnings": [...], "series_instance_uid", "shape", "ed_phase",
-        "timings_s": {stage: seconds}, "peak_rss_mb"}``.
+        "timings_s": {stage: seconds}, "peak_rss_mb", "cpu_s"}``.
     """
     start = time.perf_counter()
     import torch
@@ -78,14 +80,28 @@ def execute_job(request: dict[str, Any], torch_threads: int = 0) -> dict[str, An
     result = asdict(outcome)
     result["files"] = [str(p) for p in outcome.files]
     result["timings_s"] = {"imports_s": imports_s, **outcome.timings_s}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     # ru_maxrss is in KiB on Linux: the peak of this process (the worker, when spawned)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return json.loads(json.dumps(result, default=str))
 
 
-def _job_process(request: dict[str, Any], torch_threads: int, conn: Any) -> None:
-    """Entry point of a job's process: send ``("ok", result)`` or ``("error", text)``."""
+def _job_process(conn: Any) -> None:
+    """Entry point of a worker process: import the pipeline, wait for one job, run it.
+
+    The heavy imports (torch, highdicom, matplotlib: several seconds) happen before the job
+    comes, so a process started ahead takes a job at once. Receives
+    ``(request, torch_threads)``; sends ``("ok", result)`` or ``("error", text)``.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(name)s: %(message)s")
+    import node.pipeline  # noqa: F401  (the imports the job needs, done while idle)
+
+    log.info("worker process %d ready", multiprocessing.current_process().pid)
+    try:
+        request, torch_threads = conn.recv()
+    except EOFError:  # the node stopped before a job came
+        return
     try:
         conn.send(("ok", execute_job(request, torch_threads)))
     except Exception as exc:  # the job's failure is data for the index, not a crash
@@ -97,6 +113,9 @@ def _job_process(request: dict[str, Any], torch_threads: int, conn: Any) -> None
 
 class Dispatcher:
     """Runs pending jobs of the index, ``worker.processes`` at a time.
+
+    Each job runs in its own process. With ``worker.keep_warm`` one process is started
+    ahead (at start-up and after each job), its imports done, waiting for the next job.
 
     Parameters
     ----------
@@ -113,13 +132,43 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._running: dict[int, Any] = {}
         self._threads: list[threading.Thread] = []
+        self._spare: tuple[Any, Any] | None = None
         self._stopping = False
+        #: called after each job is recorded (the scheduler sends its exports at once)
+        self.on_done: Callable[[], None] | None = None
 
     @property
     def busy(self) -> int:
         """Jobs running now."""
         with self._lock:
             return len(self._running)
+
+    def _spawn(self) -> tuple[Any, Any]:
+        """Start a worker process; return it and our end of its pipe."""
+        ours, theirs = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_job_process, args=(theirs,),
+                                        name="cinestrain-worker")
+        process.start()
+        theirs.close()
+        return process, ours
+
+    def keep_warm(self) -> None:
+        """Start the spare worker process if ``worker.keep_warm`` and there is none."""
+        if not self.cfg.worker.keep_warm:
+            return
+        with self._lock:
+            if self._stopping or self._spare is not None:
+                return
+            self._spare = self._spawn()
+
+    def _take_process(self) -> tuple[Any, Any]:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare[0].is_alive():
+            return spare
+        if spare is not None:
+            spare[1].close()
+        return self._spawn()
 
     def poll(self) -> None:
         """Start pending jobs while a worker slot is free."""
@@ -143,23 +192,17 @@ class Dispatcher:
             job_id, job["stack_id"], job["attempts"] + 1, len(request["inputs"]),
             request["series_instance_uid"],
         )
-        receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(
-            target=_job_process,
-            args=(request, self.cfg.worker.torch_threads, sender),
-            name=f"cinestrain-job-{job_id}",
-        )
+        process, conn = self._take_process()
         try:
             with self._lock:
                 self._running[job_id] = process
-            process.start()
-            sender.close()
-            message = receiver.recv() if receiver.poll(None) else None
-        except EOFError:
+            conn.send((request, self.cfg.worker.torch_threads))
+            message = conn.recv() if conn.poll(None) else None
+        except (EOFError, OSError):
             message = None
         finally:
             process.join()
-            receiver.close()
+            conn.close()
             with self._lock:
                 self._running.pop(job_id, None)
         if self._stopping and message is None:
@@ -172,6 +215,9 @@ class Dispatcher:
             self._fail(job_id, message[1])
         else:
             self._done(job_id, message[1])
+        if self.on_done is not None:
+            self.on_done()
+        self.keep_warm()
 
     def _fail(self, job_id: int, error: str) -> None:
         log.error("job %d failed (inputs kept): %s", job_id, error.splitlines()[0])
@@ -179,8 +225,7 @@ class Dispatcher:
 
     def _done(self, job_id: int, result: dict[str, Any]) -> None:
         names = [d.name for d in self.cfg.destinations]
-        metrics = {"timings_s": result.get("timings_s", {}),
-                   "peak_rss_mb": result.get("peak_rss_mb")}
+        metrics = {key: result.get(key) for key in ("timings_s", "peak_rss_mb", "cpu_s")}
         superseded = self.index.finish_job(job_id, result["files"], names, metrics)
         log.info(
             "job %d done: series %s, %d file(s), %d export(s) queued",
@@ -195,6 +240,12 @@ class Dispatcher:
         self._stopping = True
         with self._lock:
             processes = [p for p in self._running.values() if p is not None]
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare[1].close()  # the idle process sees the end of its pipe and exits
+            spare[0].join(timeout_s)
+            if spare[0].is_alive():
+                spare[0].terminate()
         for process in processes:
             process.terminate()
         for thread in self._threads:
