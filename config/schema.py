@@ -102,6 +102,10 @@ class AllowedCaller(_Section):
 
     ae_title: AETitle
     hosts: list[str] = Field(default_factory=list)
+    return_port: Port | None = Field(
+        None, description="send results back to the caller: its AE title, at the address it"
+        " called from, on this port (None: results go only to the destinations)",
+    )
 
     @field_validator("hosts")
     @classmethod

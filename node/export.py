@@ -1,9 +1,11 @@
 """Sending results: C-STORE to DICOM destinations, copies to folders; retries, dead letter.
 
-Each finished job has one export per configured destination. A failed try is retried
-after ``export.retry_initial_seconds``, doubling up to ``export.retry_max_seconds``;
-after ``export.retry_max`` retries the export is dead (shown by ``cinestrain status``)
-until ``cinestrain retry JOB`` queues it again. Nothing is ever dropped silently.
+Each finished job has one export per configured destination, and one back to each caller
+that sent its instances when that caller has a ``return_port`` in ``node.allowed_callers``.
+A failed try is retried after ``export.retry_initial_seconds``, doubling up to
+``export.retry_max_seconds``; after ``export.retry_max`` retries the export is dead (shown
+by ``cinestrain status``) until ``cinestrain retry JOB`` queues it again. Nothing is
+ever dropped silently.
 """
 
 from __future__ import annotations
@@ -31,6 +33,30 @@ log = logging.getLogger(__name__)
 
 #: C-STORE statuses that mean the object was stored (success and warnings)
 _STORED = {0x0000, 0x0107, 0x0116} | set(range(0xB000, 0xC000))
+#: an export back to the caller is named ``caller:<AE title>@<host>:<port>``
+CALLER_PREFIX = "caller:"
+
+
+def return_destinations(cfg: NodeConfig, callers: list[tuple[str, str]]) -> list[str]:
+    """Export names that send a stack's results back to its callers.
+
+    Parameters
+    ----------
+    cfg
+        ``node.allowed_callers`` say which callers get results back (``return_port``).
+    callers
+        (calling AE title, host address) of whoever sent the stack's instances.
+    """
+    ports = {c.ae_title: c.return_port for c in cfg.node.allowed_callers if c.return_port}
+    return [f"{CALLER_PREFIX}{ae}@{host}:{ports[ae]}" for ae, host in callers
+            if ae in ports and host]
+
+
+def caller_destination(name: str) -> DicomDestination:
+    """The DICOM destination an export name from :func:`return_destinations` stands for."""
+    ae, _, address = name.removeprefix(CALLER_PREFIX).partition("@")
+    host, _, port = address.rpartition(":")
+    return DicomDestination(name=name[:64], ae_title=ae, host=host, port=int(port))
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -188,6 +214,8 @@ class Exporter:
             The delivery failed.
         """
         dest = self.destinations.get(destination)
+        if dest is None and destination.startswith(CALLER_PREFIX):
+            dest = caller_destination(destination)
         if dest is None:
             raise UnknownDestinationError(f"destination {destination!r} is not configured")
         out_dir = Path(job["out_dir"])

@@ -257,6 +257,7 @@ def handle_store(event: Event, ctx: StoreContext) -> int:
         transfer_syntax=str(event.context.transfer_syntax),
         calling_ae=event.assoc.requestor.ae_title.strip(),
         received_at=time.time(),
+        calling_host=event.assoc.requestor.address,
     )
     try:
         ctx.index.add_instance(record, ctx.scan_delay_s)

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS instances (
     size             INTEGER NOT NULL,
     transfer_syntax  TEXT,
     calling_ae       TEXT,
+    calling_host     TEXT,
     received_at      REAL NOT NULL,
     copies           INTEGER NOT NULL DEFAULT 1
 );
@@ -113,6 +114,7 @@ class InstanceRecord:
     transfer_syntax: str
     calling_ae: str
     received_at: float
+    calling_host: str = ""
 
 
 class Index:
@@ -146,6 +148,9 @@ class Index:
             jobs = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
             if "metrics" not in jobs:
                 self._db.execute("ALTER TABLE jobs ADD COLUMN metrics TEXT")
+            instances = {row["name"] for row in self._db.execute("PRAGMA table_info(instances)")}
+            if "calling_host" not in instances:
+                self._db.execute("ALTER TABLE instances ADD COLUMN calling_host TEXT")
 
     def close(self) -> None:
         """Close the connection."""
@@ -194,15 +199,16 @@ class Index:
             ).fetchone() is None
             db.execute(
                 "INSERT INTO instances (sop_instance_uid, sop_class_uid, study_uid, series_uid,"
-                " path, size, transfer_syntax, calling_ae, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " path, size, transfer_syntax, calling_ae, received_at, calling_host)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (sop_instance_uid) DO UPDATE SET path = excluded.path,"
                 " size = excluded.size, transfer_syntax = excluded.transfer_syntax,"
-                " received_at = excluded.received_at, copies = copies + 1",
+                " received_at = excluded.received_at, calling_ae = excluded.calling_ae,"
+                " calling_host = excluded.calling_host, copies = copies + 1",
                 (
                     rec.sop_instance_uid, rec.sop_class_uid, rec.study_uid, rec.series_uid,
                     str(rec.path), rec.size, rec.transfer_syntax, rec.calling_ae,
-                    rec.received_at,
+                    rec.received_at, rec.calling_host,
                 ),
             )
             db.execute(
@@ -231,6 +237,20 @@ class Index:
     def study_instances(self, study_uid: str) -> list[dict[str, Any]]:
         """Every instance row of a study."""
         return self._all("SELECT * FROM instances WHERE study_uid = ?", (study_uid,))
+
+    def stack_callers(self, stack_id: int) -> list[tuple[str, str]]:
+        """(calling AE title, host) of whoever sent the instances of a stack."""
+        stack = self.stack(stack_id)
+        if stack is None:
+            return []
+        series = json.loads(stack["series_uids"])
+        marks = ", ".join("?" * len(series))
+        rows = self._all(
+            "SELECT DISTINCT calling_ae, calling_host FROM instances"
+            f" WHERE series_uid IN ({marks}) ORDER BY calling_ae, calling_host",
+            series,
+        )
+        return [(r["calling_ae"] or "", r["calling_host"] or "") for r in rows]
 
     def known_paths(self) -> set[str]:
         """Paths of every indexed instance."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import NodeConfig
+from node.export import return_destinations
 from node.index import Index
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,9 @@ class Dispatcher:
         self.index.fail_job(job_id, error)
 
     def _done(self, job_id: int, result: dict[str, Any]) -> None:
-        names = [d.name for d in self.cfg.destinations]
+        job = self.index.job(job_id)
+        names = [d.name for d in self.cfg.destinations] + return_destinations(
+            self.cfg, self.index.stack_callers(job["stack_id"]))
         metrics = {key: result.get(key) for key in ("timings_s", "peak_rss_mb", "cpu_s")}
         superseded = self.index.finish_job(job_id, result["files"], names, metrics)
         log.info(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 
 from node.cli import main
 from node.export import Exporter, backoff_seconds
@@ -109,3 +110,44 @@ def test_dead_letter_then_cinestrain_retry(finished_job, tmp_path, capsys):
     assert states == {"pacs": ExportState.PENDING, "archive": ExportState.PENDING}
     assert main(["echo", "pacs", "--config", str(config)]) == 1  # still down
     assert main(["echo", "nowhere", "--config", str(config)]) == 2
+
+
+@pytest.mark.skipif(ORTHANC is None, reason="Orthanc not installed")
+def test_results_go_back_to_the_calling_ae(make_config, make_study, tmp_path):
+    """A caller with a ``return_port`` gets the results by C-STORE, at the address it
+    called from (Orthanc stands in for the scanner's own SCP)."""
+    from dicom_io.mr import write_cine_classic
+    from node.worker import Dispatcher
+    from tests.node.conftest import Receiver, storescu
+
+    port = free_port()
+    cfg = make_config(node={
+        "allowed_callers": [{"ae_title": "STORESCU", "return_port": port},
+                            {"ae_title": "OTHER"}],
+        "timeouts": {"acse_s": 5, "network_s": 5},
+    })
+    receiver = Receiver(cfg)
+    orthanc = Orthanc(tmp_path / "orthanc", port)
+    try:
+        files = write_cine_classic(make_study(n_slices=1, n_phases=8), tmp_path / "in")
+        assert storescu(cfg, *files).returncode == 0
+        index = receiver.index
+        row = index.instance(dcmread(files[0], stop_before_pixels=True).SOPInstanceUID)
+        assert (row["calling_ae"], row["calling_host"]) == ("STORESCU", "127.0.0.1")
+        stack_id = index.upsert_stack(row["study_uid"], [row["series_uid"]], "1x8x32x32", 8,
+                                      "queued")
+        job_id = index.create_job(stack_id, "digest", {"inputs": []},
+                                  cfg.storage.directory / "results", "complete")
+        out_dir = Path(index.job(job_id)["out_dir"])
+        results = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
+        index.claim_job()
+        Dispatcher(cfg, index)._done(job_id, {"files": [str(p) for p in results]})
+        [export] = index.exports(job_id)
+        assert export["destination"] == f"caller:STORESCU@127.0.0.1:{port}"
+        Exporter(cfg, index).poll()
+        [export] = index.exports(job_id)
+        assert export["state"] == ExportState.DONE and export["sent"] == 3
+        assert len(orthanc.instances()) == 3
+    finally:
+        orthanc.stop()
+        receiver.stop()
