@@ -180,6 +180,8 @@ def write_dicom_results(
     u: np.ndarray,
     report: Mapping[str, object],
     out_dir: str | Path,
+    *,
+    uid_series: Sequence[str] | None = None,
 ) -> DicomResults:
     """Write the Parametric Maps, SR, SEG and secondary captures of one analysis.
 
@@ -197,6 +199,10 @@ def write_dicom_results(
         The ``report.json`` document of ``analysis`` (the SR repeats its values).
     out_dir : str or pathlib.Path
         Folder to write into (created).
+    uid_series : sequence of str, optional
+        The series UIDs the result UIDs derive from (default: the stack's). The node
+        passes those of a stack's first analysis, so that the results of a stack that
+        grew (a late slice) replace the earlier ones in a PACS instead of adding a set.
 
     Returns
     -------
@@ -210,7 +216,7 @@ def write_dicom_results(
         raise ValueError("report has no 'model' (not a report.json document)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    uids = ResultUIDs(cine.series_instance_uids, model_version(model))
+    uids = ResultUIDs(uid_series or cine.series_instance_uids, model_version(model))
     results = DicomResults()
     myocardium = analysis.masks.myocardium
     maps = {"radial_strain": analysis.strain.radial_pct,

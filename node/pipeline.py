@@ -75,6 +75,9 @@ class AnalysisRequest:
     seg
         A DICOM Segmentation of the ED myocardium; ``None``: a SEG among the inputs that
         references the stack, else the automatic segmentation.
+    uid_series
+        Series UIDs the result UIDs derive from (default: the stack's; see
+        :func:`dicom_io.results.write_dicom_results`).
     """
 
     inputs: tuple[Path, ...]
@@ -87,6 +90,7 @@ class AnalysisRequest:
     save_motion: bool = False
     series_instance_uid: str | None = None
     seg: Path | None = None
+    uid_series: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -271,13 +275,14 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> 
     except MyocardiumError as exc:
         return fail(f"no LV found: {exc}")
     timings["strain_s"] = time.perf_counter() - start
-    write_results(outcome, analysis, cine, u, out, identity, request.save_motion)
+    write_results(outcome, analysis, cine, u, out, identity, request.save_motion,
+                  request.uid_series)
     return outcome
 
 
 def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeries,
-                  u: np.ndarray, out: Path, identity: dict[str, object], save_motion: bool
-                  ) -> None:
+                  u: np.ndarray, out: Path, identity: dict[str, object], save_motion: bool,
+                  uid_series: tuple[str, ...] | None = None) -> None:
     """``report.json``, the bull's-eye PNG, (optionally) ``motion.npz``, and the DICOM
     results (written last, next to them; the node exports every file of the folder)."""
     start = time.perf_counter()
@@ -305,7 +310,8 @@ def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeri
     start = time.perf_counter()
     with one_warning_for_source_uids(cine.series_instance_uid):
         dicom = write_dicom_results(
-            cine, read_source_headers(cine), analysis, u, outcome.report, out
+            cine, read_source_headers(cine), analysis, u, outcome.report, out,
+            uid_series=uid_series,
         )
     outcome.files.extend(dicom.paths)
     outcome.timings_s["dicom_s"] = time.perf_counter() - start

@@ -7,6 +7,7 @@ missed runs coalesced), and works only from the index, so it holds no state of i
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -118,7 +119,11 @@ class StackTracker:
         latest = self.index.latest_job(stack_id)
         if latest is not None and latest["inputs_digest"] == candidate.digest:
             return True
-        request = build_request(self.cfg, list(candidate.paths), candidate.series_uids[0])
+        jobs = self.index.jobs(stack_id)
+        first = json.loads(jobs[0]["request"]) if jobs else {}
+        uid_series = first.get("uid_series") or list(candidate.series_uids)
+        request = build_request(self.cfg, list(candidate.paths), candidate.series_uids[0],
+                                uid_series)
         job_id = self.index.create_job(stack_id, candidate.digest, request, self.results, rule)
         log.info(
             "study %s stack %d (%s, %d instances, series %s) %s: job %d queued%s",

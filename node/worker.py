@@ -30,7 +30,9 @@ from node.index import Index
 log = logging.getLogger(__name__)
 
 
-def build_request(cfg: NodeConfig, paths: list[Path], series_uid: str) -> dict[str, Any]:
+def build_request(
+    cfg: NodeConfig, paths: list[Path], series_uid: str, uid_series: list[str]
+) -> dict[str, Any]:
     """The plain-data job for a stack (``out_dir`` is filled in by the index).
 
     Parameters
@@ -41,6 +43,9 @@ def build_request(cfg: NodeConfig, paths: list[Path], series_uid: str) -> dict[s
         The stack's spooled instance files.
     series_uid
         A series of the stack (selects it when the files hold several).
+    uid_series
+        The series the result UIDs derive from: the stack's series at its first job, so
+        that a grown stack's results replace the earlier ones in a PACS.
     """
     model = cfg.model
     return {
@@ -53,6 +58,7 @@ def build_request(cfg: NodeConfig, paths: list[Path], series_uid: str) -> dict[s
         "device": cfg.worker.device,
         "save_motion": cfg.worker.save_motion,
         "series_instance_uid": series_uid,
+        "uid_series": list(uid_series),
     }
 
 
@@ -77,6 +83,7 @@ def execute_job(request: dict[str, Any], torch_threads: int = 0) -> dict[str, An
     fields["inputs"] = tuple(Path(p) for p in fields["inputs"])
     fields["out_dir"] = Path(fields["out_dir"])
     fields["weights"] = Path(fields["weights"]) if fields.get("weights") else None
+    fields["uid_series"] = tuple(fields["uid_series"]) if fields.get("uid_series") else None
     outcome = run_analysis(AnalysisRequest(**fields))
     result = asdict(outcome)
     result["files"] = [str(p) for p in outcome.files]

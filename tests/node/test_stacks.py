@@ -14,6 +14,7 @@ from pydicom import dcmread
 
 from node.scheduler import StackTracker
 from node.states import JobState, SeriesState, StackState
+from node.worker import Dispatcher
 from tests.node.conftest import TOOL_TIMEOUT_S, storescu
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")
@@ -98,11 +99,19 @@ def test_late_slice_makes_a_new_job_that_replaces_the_first(receiver, phantom_di
     tracker.tick(now=last_received(receiver) + 1.0)
     jobs = receiver.index.jobs()
     assert len(jobs) == 2 and jobs[1]["state"] == JobState.PENDING
-    assert len(json.loads(jobs[1]["request"])["inputs"]) == 24
+    request = json.loads(jobs[1]["request"])
+    assert len(request["inputs"]) == 24
     assert len(receiver.index.stacks()) == 1  # the same stack, grown
+    # result UIDs still derive from the first job's series: a PACS replaces, not adds
+    assert request["uid_series"] == json.loads(first["request"])["uid_series"]
+    assert len(request["uid_series"]) == 2
+    old_results = Path(first["out_dir"])
+    old_results.mkdir(parents=True)
+    (old_results / "sr_report.dcm").write_bytes(b"old")
     receiver.index.claim_job()
-    receiver.index.finish_job(jobs[1]["id"], [], [])
+    Dispatcher(receiver.cfg, receiver.index)._done(jobs[1]["id"], {"files": []})
     assert receiver.index.job(first["id"])["state"] == JobState.SUPERSEDED
+    assert not old_results.exists()  # the earlier results are gone from the node
 
 
 def test_incomplete_series_waits_then_is_stable_or_skipped(receiver, phantom_dir):
