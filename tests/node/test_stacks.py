@@ -140,3 +140,28 @@ def test_study_is_not_scanned_while_instances_arrive(receiver, phantom_dir):
     assert storescu(receiver.cfg, *series[0]).returncode == 0
     tracker_of(receiver).tick(now=time.time() - 60)
     assert receiver.index.jobs() == [] and receiver.index.stacks() == []
+
+
+def test_non_cine_series_are_recorded_as_skipped_with_a_reason(receiver, make_study, tmp_path):
+    """A transverse (not short-axis) cine and a single localizer image: no job, each
+    series skipped with why (``cinestrain status`` lists them)."""
+    from dicom_io.mr import write_cine_classic
+
+    axial = write_cine_classic(
+        make_study(n_slices=2, n_phases=8, orientation=[1.0, 0, 0, 0, 1.0, 0]),
+        tmp_path / "axial", per_slice_series=True)
+    localizer = write_cine_classic(make_study(n_slices=1, n_phases=1), tmp_path / "loc")
+    assert storescu(receiver.cfg, *axial, *localizer).returncode == 0
+    rules = receiver.cfg.scheduler
+    tracker_of(receiver).tick(now=last_received(receiver) + rules.series_stable_seconds + 1)
+    assert receiver.index.jobs() == []
+    reasons = {}
+    for path in (*axial, *localizer):
+        uid = dcmread(path, stop_before_pixels=True).SeriesInstanceUID
+        row = receiver.index.series(uid)
+        assert row["state"] == SeriesState.SKIPPED, row
+        reasons[uid] = row["reason"]
+    assert any("not a short-axis stack" in r for r in reasons.values()), reasons
+    loc = dcmread(localizer[0], stop_before_pixels=True).SeriesInstanceUID
+    assert "phase" in reasons[loc].lower(), reasons[loc]
+    assert receiver.index.summary()["skipped_series"]
