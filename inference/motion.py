@@ -27,6 +27,16 @@ CROP_PERCENTILE = 99.5
 Progress = Callable[[int, int], None]
 
 
+def model_frames(norm: np.ndarray, grid: ModelGrid) -> torch.Tensor:
+    """``(S, T, H, W)`` normalised cine -> ``(S, T, 1, G, G)`` model input.
+
+    Each slice's crop is scaled as in training: its 99.5th percentile -> 1.
+    """
+    frames = grid.to_model(norm)
+    scale = torch.quantile(frames.flatten(1), CROP_PERCENTILE / 100, dim=1).clamp_min(1e-6)
+    return frames / scale.view(-1, 1, 1, 1, 1)
+
+
 def estimate_motion(
     pixels: np.ndarray,
     pixel_spacing: tuple[float, float],
@@ -71,10 +81,7 @@ def estimate_motion(
     cfg = model.config
     grid = ModelGrid(centres, tuple(pixel_spacing), (h, w), cfg.grid_size, cfg.spacing_mm)
     order = cycle_order(t, ed_phase)
-    frames = grid.to_model(norm[:, order])
-    # Each slice's crop scaled as in training: its 99.5th percentile -> 1.
-    scale = torch.quantile(frames.flatten(1), CROP_PERCENTILE / 100, dim=1).clamp_min(1e-6)
-    frames = frames / scale.view(-1, 1, 1, 1, 1)
+    frames = model_frames(norm[:, order], grid)
     model = model.to(device)
     out = []
     with torch.inference_mode():

@@ -114,6 +114,9 @@ def training_losses(
     end-point error and NCC count fully, the first pass's terms half (as RAFT weights
     its earlier iterates less).
     """
+    # Real cine (see inference/cine_dataset.py) has no truth: only the unsupervised terms.
+    supervised = bool(sample.get("supervised", True))
+    epe_weight = settings.epe_weight if supervised else 0.0
     frames = sample["frames"].float()  # T, 1, H, W (acquisition order)
     truth = sample["u"].float()  # T, 2, H, W, mm
     spacing = float(sample["spacing_mm"])
@@ -134,7 +137,7 @@ def training_losses(
     smooth = smoothness(anchored) + smoothness(steps)
     compose = composition_consistency(steps, anchored)
     total = (
-        settings.epe_weight * 0.5 * (epe_a + epe_c)
+        epe_weight * 0.5 * (epe_a + epe_c)
         + settings.ncc_weight * ncc
         + settings.smooth_weight * smooth
         + settings.compose_weight * compose
@@ -151,16 +154,16 @@ def training_losses(
         ncc_r = local_ncc(fixed, warp_image(frames[:, 1:].flatten(0, 1), final.flatten(0, 1)))
         total = (
             0.5 * total
-            + settings.epe_weight * epe_r
+            + epe_weight * epe_r
             + settings.ncc_weight * ncc_r
             + settings.smooth_weight * smoothness(final)
         )
-        refined = {"epe_refined_mm": epe_r}
+        refined = {"epe_refined_mm": epe_r} if supervised else {}
+    epe = {"epe_anchored_mm": epe_a, "epe_consecutive_mm": epe_c} if supervised else {}
     return {
         "total": total,
         **refined,
-        "epe_anchored_mm": epe_a,
-        "epe_consecutive_mm": epe_c,
+        **epe,
         "ncc": ncc,
         "smooth": smooth,
         "compose_px": compose,

@@ -1,4 +1,9 @@
-"""``cinestrain train``: train a motion model on the synthetic phantom (resumable)."""
+"""``cinestrain train``: train a motion model on the synthetic phantom (resumable).
+
+With ``--real DIR`` the run also draws unlabelled slices of real cine studies (self-
+supervised adaptation: only the unsupervised losses apply to them); each study is
+prepared as ``cinestrain analyze`` prepares it (ED phase, crop centred on the LV).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from dicom_io import find_stacks, load_stack, scan_dicom
+from inference.cine_dataset import MixedDataset, RealCineDataset, RealCineStack
 from inference.model import MotionConfig
+from inference.myocardium import MyocardiumError, segment_myocardium
 from inference.phantom.dataset import PhantomDataset
+from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
 from inference.train import TrainSettings, train
+from node.pipeline import choose_ed_phase
 
 HELP = "train the motion model on phantom data (seeded, resumable, JSON loss log)"
 
@@ -46,10 +56,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=defaults.loader_workers, help="data-rendering processes"
     )
+    parser.add_argument(
+        "--real",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a real cine study to adapt to, unlabelled (repeatable)",
+    )
+    parser.add_argument(
+        "--real-fraction", type=float, default=0.5, help="share of steps on real slices"
+    )
     parser.add_argument("--fresh", action="store_true", help="start over, ignore a checkpoint")
     parser.add_argument(
         "--init", type=Path, help="start from these weights (e.g. inference/weights/gru.pt)"
     )
+
+
+def prepare_real_stack(folder: Path) -> RealCineStack:
+    """A real study's cine stack with its ED phase and LV-centred crop centres."""
+    cine = load_stack(find_stacks(scan_dicom(folder)).select())
+    spacing = cine.in_plane_spacing
+    centres = find_heart_centres(normalise_intensity(cine.pixels), spacing)
+    ed, _, _ = choose_ed_phase(cine, "auto", centres)
+    try:
+        lv = segment_myocardium(cine.pixels, spacing, ed, centres=centres).lv_centres
+    except MyocardiumError:
+        lv = None
+    return RealCineStack(cine.pixels.astype("float32"), spacing, ed,
+                         motion_centres(centres, lv), folder.name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,19 +108,29 @@ def run(args: argparse.Namespace) -> int:
         spacing_mm=args.spacing_mm,
         phases=tuple(args.phases),
     )
+    if args.real:
+        stacks = [prepare_real_stack(folder) for folder in args.real]
+        for st in stacks:
+            print(f"real cine {st.name}: {'x'.join(map(str, st.pixels.shape))}, ED {st.ed_phase}")
+        real = RealCineDataset(stacks, args.steps, seed=args.seed, grid_size=args.grid_size,
+                               spacing_mm=args.spacing_mm)
+        dataset = MixedDataset(dataset, real, args.real_fraction, seed=args.seed)
     provenance = {
         "command": "cinestrain train " + shlex.join(sys.argv[2:]),
         "seed": args.seed,
         "data": f"PhantomDataset(seed={args.seed}, phases={tuple(args.phases)}, "
-        f"grid={args.grid_size}x{args.spacing_mm} mm), one new slice per step",
+        f"grid={args.grid_size}x{args.spacing_mm} mm), one new slice per step"
+        + (f"; real cine {[f.name for f in args.real]} unlabelled, {args.real_fraction:.0%} "
+           "of steps" if args.real else ""),
         "torch": torch.__version__,
     }
     bar = tqdm(total=args.steps, desc=f"train {args.temporal}", unit="step", file=sys.stderr)
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
         bar.n = step
-        epe = losses.get("epe_refined_mm", losses["epe_anchored_mm"])
-        bar.set_postfix(epe=f"{epe:.3f}", refresh=False)
+        epe = losses.get("epe_refined_mm", losses.get("epe_anchored_mm"))
+        if epe is not None:  # real cine steps have no truth
+            bar.set_postfix(epe=f"{epe:.3f}", refresh=False)
         bar.refresh()
 
     try:
