@@ -204,6 +204,9 @@ class ExportSection(_Section):
     retry_max: int = Field(8, ge=0, le=100)
     retry_initial_seconds: float = Field(30.0, gt=0)
     retry_max_seconds: float = Field(3600.0, gt=0)
+    associations: int = Field(
+        4, ge=1, le=16, description="parallel associations per DICOM destination"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ExportSection:

@@ -15,6 +15,7 @@ import logging
 import ssl
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,34 @@ def echo(dest: DicomDestination, cfg: NodeConfig) -> int:
 
 
 def send_dicom(dest: DicomDestination, cfg: NodeConfig, files: list[Path]) -> int:
+    """C-STORE every file over ``export.associations`` parallel associations; return how
+    many were stored.
+
+    Raises
+    ------
+    ExportError
+        An association failed or a file was refused (every failure is named); the whole
+        export is tried again later (the results' UIDs are fixed: a resend replaces).
+    """
+    n = max(1, min(cfg.export.associations, len(files)))
+    if n == 1:
+        return send_over_one_association(dest, cfg, files)
+    with ThreadPoolExecutor(n, thread_name_prefix=f"export-{dest.name}") as pool:
+        futures = [pool.submit(send_over_one_association, dest, cfg, files[i::n])
+                   for i in range(n)]
+    sent, errors = 0, []
+    for future in futures:
+        try:
+            sent += future.result()
+        except (ExportError, OSError) as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ExportError(f"{sent} of {len(files)} stored; " + "; ".join(errors))
+    return sent
+
+
+def send_over_one_association(dest: DicomDestination, cfg: NodeConfig, files: list[Path]
+                              ) -> int:
     """C-STORE every file over one association; return how many were stored.
 
     Raises

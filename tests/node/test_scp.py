@@ -161,3 +161,22 @@ def test_low_disk_is_out_of_resources(make_config, cine_files):
         assert not list(node.spool.root.rglob(f"*{PARTIAL_SUFFIX}"))
     finally:
         node.stop()
+
+
+def test_associations_above_the_limit_are_rejected_transiently(make_config):
+    cfg = make_config(node={"max_associations": 1})
+    node = Receiver(cfg)
+    try:
+        ae = AE(ae_title="STORESCU")
+        ae.add_requested_context(MRImageStorage)
+        first = ae.associate("127.0.0.1", cfg.node.port, ae_title="CINESTRAIN")
+        assert first.is_established
+        try:
+            established, rj = _association_result(cfg, "STORESCU", "CINESTRAIN")
+            assert not established
+            # rejected-transient, service provider (presentation), local limit exceeded
+            assert (rj.result, rj.result_source, rj.diagnostic) == (0x02, 0x03, 0x02)
+        finally:
+            first.release()
+    finally:
+        node.stop()
