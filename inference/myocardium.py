@@ -58,14 +58,31 @@ POOL_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 SEARCH_MM = 100.0
 #: the LV centres of neighbouring slices lie within this distance (per slice apart), mm
 NEIGHBOUR_MM = 20.0
-#: the endocardium is looked for this far either side of the blood pool's edge, mm
-ENDO_SEARCH_MM = 5.0
-#: the endocardium is where the signal falls to this fraction of the way from the wall to
-#: the blood: trabeculae and papillary muscles, lined with blood, belong to the cavity
-ENDO_LEVEL = 0.25
+#: the endocardium is where the signal falls to this fraction of the way from the compact
+#: wall to the blood: trabeculae and papillary muscles, lined with blood, belong to the
+#: cavity (a reader's endocardium lies at the foot of the blood-wall edge)
+ENDO_LEVEL = 0.3
+#: ... and stays below that level over this depth, mm (a trabecula is thinner)
+ENDO_SUSTAIN_MM = 2.5
+#: profiles are blurred along the angle over this arc, mm (trabeculae and the blood
+#: between them average to a grey; the compact wall stays dark)
+ENDO_ARC_MM = 4.0
+#: the compact wall is looked for this far beyond the blood pool's edge, mm
+ENDO_WALL_MM = 8.0
+#: ... and the endocardium up to this far beyond it, mm
+ENDO_REACH_MM = 12.0
+#: the epicardium is the first crossing, within this distance of the endocardium (mm),
+#: into tissue brighter than halfway from wall to blood (fat, RV blood) ...
+EPI_REACH_MM = 12.0
+#: ... or darker than this fraction of the wall (lung, pericardium): the wall's own
+#: shading and noise reach well below its median
+EPI_DARK = 0.3
 #: the anchor slice cuts the LV between base and apex at ED: a blood pool at least this
 #: large (a 28 mm circle), which leaves out round vessels of the chest wall and mediastinum
 ANCHOR_MIN_MM2 = 600.0
+#: the LV's surroundings, whose own threshold finds a blood pool dimmer than the slice's
+#: bright tissue (slow flow at the base), mm from the neighbouring slice's LV centre
+LOCAL_MM = 45.0
 #: candidates tried, best first, before a slice is given up
 ANCHOR_TRIES = 5
 
@@ -188,8 +205,9 @@ class _Pool:
 
 
 def _pool_candidates(frame: np.ndarray, moving: np.ndarray, centre: np.ndarray,
-                     spacing: tuple[float, float], threshold: float) -> list[_Pool]:
-    """Bright regions within :data:`SEARCH_MM` of ``centre`` that could be the LV blood
+                     spacing: tuple[float, float], threshold: float,
+                     reach_mm: float = SEARCH_MM) -> list[_Pool]:
+    """Bright regions within ``reach_mm`` of ``centre`` that could be the LV blood
     pool, at every level of :data:`POOL_LEVELS`, each scored by how round it is, how
     completely a dark wall surrounds it, how little of it is dark, and (a little) how much
     it moves."""
@@ -197,7 +215,7 @@ def _pool_candidates(frame: np.ndarray, moving: np.ndarray, centre: np.ndarray,
     pixel_mm2 = spacing[0] * spacing[1]
     out: list[_Pool] = []
     for level in POOL_LEVELS:
-        bright = ndimage.binary_opening((frame > level * threshold) & (r < SEARCH_MM))
+        bright = ndimage.binary_opening((frame > level * threshold) & (r < reach_mm))
         labels, _ = ndimage.label(bright)
         for k, sl in enumerate(ndimage.find_objects(labels), start=1):
             if sl is None:
@@ -261,33 +279,59 @@ def _convex_hull(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _running_mean(prof: np.ndarray, n: int) -> np.ndarray:
+    """Mean of each profile over the ``n`` samples starting at every radius (outwards)."""
+    return ndimage.convolve1d(prof, np.full(n, 1.0 / n), axis=1, mode="nearest",
+                              origin=-(n // 2))
+
+
 def _compact_wall_edge(prof: np.ndarray, radii: np.ndarray, pool_edge: np.ndarray
                        ) -> np.ndarray:
-    """Endocardial radius of every ray: the last fall from blood to the compact wall.
+    """Endocardial radius of every ray (NaN where none): the inner edge of the compact wall.
 
-    A blood pool found by one threshold stops short where coil shading darkens the blood
-    or trabeculae fringe the wall. Along each ray, the level is halfway between the blood
-    just inside the pool's edge (this ray's own, so shading cancels) and the darkest point
-    within :data:`ENDO_SEARCH_MM` beyond the edge (the compact wall); the edge is the last
-    radius above that level before the darkest point, at sub-sample precision.
+    Each ray's profile is divided by its own blood (coil shading cancels) and blurred along
+    the angle over :data:`ENDO_ARC_MM` of arc (trabeculae, interleaved with blood, fade
+    to a grey that the compact wall, a continuous band, does not). The level lies
+    :data:`ENDO_LEVEL` of the way from the wall (the darkest 2 mm within
+    :data:`ENDO_WALL_MM` beyond the pool's edge, smoothed along the angle) to the blood; the
+    endocardium is where the profile, from halfway to the pool's edge outwards, first falls
+    below it for :data:`ENDO_SUSTAIN_MM`, at sub-sample precision.
     """
     step = radii[1] - radii[0]
-    out = pool_edge.copy()
+    n_rays = len(pool_edge)
+    blood = np.array([np.percentile(prof[i, (radii >= 0.5 * e) & (radii <= e)], 90)
+                      if e > 2.0 * step else np.nan for i, e in enumerate(pool_edge)])
+    if not np.isfinite(blood).any():
+        return np.full(n_rays, np.nan)
+    blood = np.where(np.isfinite(blood), blood, np.nanmedian(blood))
+    blood = ndimage.median_filter(np.maximum(blood, 1e-6), size=9, mode="wrap")
+    q = prof / blood[:, None]
+    arc_rays = ENDO_ARC_MM / max(float(np.median(pool_edge)), 5.0) / (2.0 * np.pi / n_rays)
+    q = ndimage.gaussian_filter1d(q, arc_rays, axis=0, mode="wrap")
+    n_sustain = max(1, int(round(ENDO_SUSTAIN_MM / step)))
+    sustained = _running_mean(q, n_sustain)
+    darkest = _running_mean(q, max(1, int(round(2.0 / step))))
+    window = ((radii[None] >= pool_edge[:, None] - 2.0)
+              & (radii[None] <= pool_edge[:, None] + ENDO_WALL_MM))
+    wall = ndimage.median_filter(np.where(window, darkest, np.inf).min(axis=1), size=9,
+                                 mode="wrap")
+    levels = wall + ENDO_LEVEL * (1.0 - wall)
+    out = np.full(n_rays, np.nan)
     for i, edge in enumerate(pool_edge):
-        j_edge = int(round(edge / step))
-        if j_edge < 4:
+        level = levels[i]
+        j0 = max(int(0.5 * edge / step), 1)
+        j1 = min(int((edge + ENDO_REACH_MM) / step), len(radii) - n_sustain - 1)
+        hits = np.nonzero(sustained[i, j0:j1] < level)[0]
+        if not hits.size:
             continue
-        j_end = min(j_edge + int(round(ENDO_SEARCH_MM / step)), len(radii) - 1)
-        j_min = j_edge + int(np.argmin(prof[i, j_edge : j_end + 1]))
-        blood = float(np.median(prof[i, j_edge // 2 : j_edge]))
-        level = prof[i, j_min] + ENDO_LEVEL * (blood - prof[i, j_min])
-        j_lo = max(j_edge - int(round(ENDO_SEARCH_MM / step)), 1)
-        above = np.nonzero(prof[i, j_lo:j_min] >= level)[0]
+        j = j0 + int(hits[0])
+        above = np.nonzero(q[i, j0 : j + 1] >= level)[0]
         if not above.size:
+            out[i] = radii[j]
             continue
-        j = j_lo + int(above[-1])
-        a, b = prof[i, j], prof[i, j + 1]
-        out[i] = radii[j] + (np.clip((a - level) / (a - b), 0.0, 1.0) if a != b else 0.5) * step
+        k = j0 + int(above[-1])
+        a, b = q[i, k], q[i, k + 1]
+        out[i] = radii[k] + (np.clip((a - level) / (a - b), 0.0, 1.0) if a != b else 0.5) * step
     return out
 
 
@@ -302,19 +346,19 @@ def _ring(frame: np.ndarray, pool: np.ndarray, spacing: tuple[float, float]
                        radii) >= 0.5
     prof = _profiles(frame, centre, spacing, angles, radii)
     endo_raw = _compact_wall_edge(prof, radii, radii[np.argmin(inside, axis=1)])
-    endo = _fourier_fit(angles, endo_raw, endo_raw > 0, 4, inward_tolerance=1.0)
+    valid = np.isfinite(endo_raw)
+    endo = _fourier_fit(angles, np.where(valid, endo_raw, 0.0), valid, 4, inward_tolerance=1.0)
     if endo is None:
         return None
     blood = float(np.median(frame[pool]))
-    near = (radii[None, :] > endo[:, None] + 1.5) & (radii[None, :] < endo[:, None] + 4.5)
+    near = (radii[None, :] > endo[:, None] + 1.0) & (radii[None, :] < endo[:, None] + 4.0)
     myo = float(np.median(prof[near]))
     if not myo < 0.75 * blood:
         return None
-    high, low = 0.5 * (blood + myo), 0.55 * myo
+    high, low = 0.5 * (blood + myo), EPI_DARK * myo
     epi_raw = np.full(N_RAYS, np.nan)
     for i in range(N_RAYS):
-        start = endo[i] + WALL_MM[0]
-        window = (radii >= start) & (radii <= endo[i] + WALL_MM[1])
+        window = (radii >= endo[i] + WALL_MM[0]) & (radii <= endo[i] + EPI_REACH_MM)
         idx = np.nonzero(window & ((prof[i] > high) | (prof[i] < low)))[0]
         if idx.size:
             j = idx[0]
@@ -575,7 +619,13 @@ def segment_myocardium(
                 if not inner:
                     break  # two slices without a ring: the LV has ended
                 prior, gap = found[inner[0]], abs(inner[0] - s)
-                near = [p for p in candidates[s]
+                # the slice's own threshold can miss a dim blood pool (slow flow at the
+                # base, coil shading): candidates at a threshold of the LV's surroundings
+                r, _ = _polar_grid((h, w), prior, spacing)
+                local = otsu_threshold(frames[s][r < LOCAL_MM])
+                pools = candidates[s] + _pool_candidates(frames[s], moving[s], prior, spacing,
+                                                         local, LOCAL_MM)
+                near = [p for p in pools
                         if _distance_mm(p.centre, prior, spacing) <= NEIGHBOUR_MM * gap]
                 near.sort(key=lambda p: p.score - _distance_mm(p.centre, prior, spacing) / 10.0,
                           reverse=True)
