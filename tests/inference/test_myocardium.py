@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -92,3 +96,25 @@ def test_no_lv_is_a_specific_error() -> None:
         segment_myocardium(flat, (1.5, 1.5), 0)
     with pytest.raises(MyocardiumError):
         masks_from_segmentation(np.zeros((2, 8, 8), bool), (1.0, 1.0))
+
+
+SUNNYBROOK = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sunnybrook"
+
+
+@pytest.mark.skipif(not (SUNNYBROOK / "SCD0000201.tar.gz").exists(),
+                    reason="../shared/data/sunnybrook is absent (a user's own clone has none)")
+def test_automatic_segmentation_of_a_real_study_against_the_manual_contours(tmp_path) -> None:
+    """SCD0000201 (Sunnybrook, heart failure with infarction) at its manual ED phase: the
+    basal slice's blood pool is dimmer than the slice's fat, the lateral wall is shaded and
+    trabeculated. bench/real.py measures both studies; this guards the harder one."""
+    spec = importlib.util.spec_from_file_location(
+        "sunnybrook", Path(__file__).resolve().parents[2] / "bench" / "sunnybrook.py")
+    sunnybrook = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("sunnybrook", sunnybrook)  # its dataclass looks itself up there
+    spec.loader.exec_module(sunnybrook)
+    study = sunnybrook.load_study(sunnybrook.extract("SCD0000201", tmp_path, SUNNYBROOK),
+                                  "SCD0000201")
+    masks = segment_myocardium(study.cine.pixels, study.spacing, study.ed_phase)
+    manual = study.ed_myocardium()
+    assert masks.ring[study.slices].all()
+    assert _dice(masks.myocardium[study.slices], manual[study.slices]) > 0.7
