@@ -7,12 +7,16 @@ Two sources give the same :class:`MyocardiumMasks`:
   or found in the image (RV blood pool);
 - :func:`segment_myocardium`: found automatically in a bSSFP cine. Per slice, at ED:
 
-  1. the LV blood pool is the roundest bright region near the moving heart (temporal
-     variance, :func:`inference.preprocess.find_heart_centres`), bright meaning above
-     Otsu's threshold of the heart's neighbourhood;
-  2. rays from its centroid give the endocardium (edge of the filled blood pool, its
-     inward dents from papillary muscles and trabeculae discarded) and the epicardium
-     (first crossing into bright fat / RV blood, or into the dark pericardium / lung);
+  1. the LV blood pool is the roundest bright region, best continued along the stack,
+     within reach of the moving heart (temporal variance,
+     :func:`inference.preprocess.find_heart_centres`), bright meaning above multiples of
+     Otsu's threshold of the heart's neighbourhood (or, for a dim pool next to a slice
+     already found, of the LV's own surroundings);
+  2. rays from its centroid give the endocardium (inner edge of the compact wall: the
+     first sustained fall of the profile, relative to the ray's own blood and blurred along
+     the angle, to 30% from wall to blood; trabeculae and papillary muscles stay in the
+     cavity, as a reader draws it) and the epicardium (first crossing into bright fat /
+     RV blood, or into the dark pericardium / lung);
   3. both radii are fitted with a low-order Fourier series of the angle (the wall is
      smooth and of slowly varying thickness), robustly;
   4. the RV blood pool is the bright region that touches the septum; the two ends of
