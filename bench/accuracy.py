@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = {}
     for name, per_case in rows.items():
+        if not per_case:  # --cases 0: the speed table only
+            continue
         keys = per_case[0].keys()
         agg = {k: float(np.mean([r[k] for r in per_case])) for k in keys}
         agg["runtime_per_slice_s"] = float(np.median([r["runtime_per_slice_s"] for r in per_case]))
