@@ -37,7 +37,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as dcm_codes
 
 from dicom_io.cine import CineSeries
-from dicom_io.pm import QUANTITIES, build_parametric_maps, displacement_in_patient
+from dicom_io.pm import QUANTITIES, displacement_in_patient, iter_parametric_maps
 from dicom_io.sc import build_bullseye_capture, build_strain_overlay
 from dicom_io.scan import is_valid_date
 from dicom_io.seg import build_cine_segmentation
@@ -219,18 +219,20 @@ def write_dicom_results(
     uids = ResultUIDs(uid_series or cine.series_instance_uids, model_version(model))
     results = DicomResults()
     myocardium = analysis.masks.myocardium
-    maps = {"radial_strain": analysis.strain.radial_pct,
-            "circumferential_strain": analysis.strain.circumferential_pct}
-    displacement = displacement_in_patient(u, cine.image_orientations[0])
-    for axis, name in enumerate(("displacement_x", "displacement_y", "displacement_z")):
-        maps[name] = displacement[axis]
-    for quantity, values in maps.items():
-        spec = QUANTITIES[quantity]
-        for t, pm in enumerate(build_parametric_maps(
+    strain = {"radial_strain": analysis.strain.radial_pct,
+              "circumferential_strain": analysis.strain.circumferential_pct}
+    for quantity, spec in QUANTITIES.items():
+        if quantity in strain:
+            values = strain[quantity]
+        else:  # one patient axis at a time: [S, T, H, W] float64 each
+            axis = ("displacement_x", "displacement_y", "displacement_z").index(quantity)
+            values = displacement_in_patient(u, cine.image_orientations[0], axis)
+        for t, pm in enumerate(iter_parametric_maps(
                 cine, images, values, quantity, uids=uids,
                 series_number=SERIES_NUMBERS[quantity],
                 mask=myocardium if spec.masked else None)):
             results.add("pm", pm, out / f"pm_{quantity}_t{t:02d}.dcm")
+        del values
     ed = analysis.strain.ed_phase
     ed_images = [images[s][ed] for s in range(cine.n_slices)]
     ed_frames = [cine.sources[s][ed].frame_number for s in range(cine.n_slices)]
