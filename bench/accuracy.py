@@ -13,7 +13,8 @@ Every method runs on the same cases in one run and answers in the same contract
 
 Then a speed table: each method alone in a fresh process with ``--threads`` torch/ITK
 threads, on a stack of 25-phase slices, giving the median time per slice over repeats
-and the peak memory the run adds to the process (peak RSS, reset before the run).
+and the peak memory the runs add to the process once the model and input are in memory
+(peak RSS, reset before the first run, minus the resident size then).
 
 Held-out cases use seeds from 900000 up, which training never draws (training samples
 come from seeds below 100000, see ``inference/phantom/dataset.py``).
@@ -115,10 +116,10 @@ def _speed_child(name: str, args: dict, queue) -> None:
     reps = -(-25 // case.shape[1])  # the case's cycle repeated, cut at 25 phases
     px = np.concatenate([case.pixels] * reps, axis=1)[: args["slices"], :25].astype(np.float32)
     ed = case.truth.ed_phase
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS
+    before = _rss_kib("VmRSS")  # model loaded, input ready
     fn(px[:1], spacing, ed)  # warm-up (lazy initialisation, allocator)
     times = []
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS
-    before = _rss_kib("VmRSS")
     for _ in range(args["repeats"]):
         start = time.perf_counter()
         fn(px, spacing, ed)
