@@ -8,8 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydicom import dcmread
+from scipy import ndimage
 
-from dicom_io.sc import build_bullseye_capture, build_strain_overlay, carry_to_phase
+from dicom_io.sc import (
+    OverlayRenderer,
+    _linear_taps,
+    _resample,
+    build_bullseye_capture,
+    build_strain_overlay,
+    carry_to_phase,
+)
 from dicom_io.uids import ResultUIDs
 from tests.dicom_io.test_results import dciodvfy, phantom_result
 
@@ -31,6 +39,28 @@ def test_carry_to_phase_follows_a_known_shift() -> None:
     assert rows.mean() == pytest.approx(14.5 + 1.5, abs=0.3)
     assert cols.mean() == pytest.approx(14.5 - 2.0, abs=0.3)
     assert moved[16, 12] == pytest.approx(7.0)  # well inside the moved square
+
+
+def test_separable_resampling_equals_map_coordinates() -> None:
+    image = np.random.default_rng(3).random((30, 40)).astype(np.float32)
+    r = (np.arange(57) + 0.5) * 30 / 57 - 0.5  # box pixel centres, as the renderer has them
+    c = (np.arange(61) + 0.5) * 40 / 61 - 0.5
+    expected = ndimage.map_coordinates(image, np.stack(np.meshgrid(r, c, indexing="ij")),
+                                       order=1, mode="nearest")
+    got = _resample(image, _linear_taps(r, 30), _linear_taps(c, 40))
+    assert np.allclose(got, expected, atol=1e-6)
+
+
+def test_title_fields_are_drawn_once_and_at_their_stops() -> None:
+    renderer = OverlayRenderer((32, 32), (1.5, 1.5), ("slice 3/3", "phase 8/8", "888 ms"))
+    assert renderer.stops[0] < renderer.stops[1] < renderer.stops[2]
+    a = renderer.title_strip(("slice 1/3", "phase 2/8", "70 ms"))
+    b = renderer.title_strip(("slice 1/3", "phase 3/8", "105 ms"))
+    assert len(renderer._fields) == 5  # the shared "slice 1/3" drawn once
+    width = a.shape[1]
+    first = slice(0, int(renderer.stops[1] * width) - 2)
+    assert np.array_equal(a[:, first], b[:, first]) and a[:, first].max() > 200  # white text
+    assert not np.array_equal(a, b)
 
 
 def test_strain_overlay_is_a_cine_loop_of_the_slice(uids: ResultUIDs, tmp_path: Path) -> None:
