@@ -187,6 +187,11 @@ class WorkerSection(_Section):
     keep_warm: bool = Field(
         True, description="keep one worker process started ahead, its imports done"
     )
+    write_processes: int = Field(
+        2, ge=1, le=2,
+        description="processes writing a job's DICOM results (2: a forked one writes the "
+                    "SR, SEG and captures while the job's writes the Parametric Maps)",
+    )
 
 
 class ModelSettings(_Section):
