@@ -24,9 +24,12 @@ multi-frame case).
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,8 +79,14 @@ class DicomResults:
         return [p for paths in self.by_kind.values() for p in paths]
 
     def add(self, kind: str, ds: Dataset, path: Path) -> None:
+        """Write ``ds`` to ``path`` and record it."""
         ds.save_as(path, enforce_file_format=True)
         self.by_kind.setdefault(kind, []).append(path)
+
+    def merge(self, other: DicomResults) -> None:
+        """Record the files of ``other`` after these."""
+        for kind, paths in other.by_kind.items():
+            self.by_kind.setdefault(kind, []).extend(paths)
 
 
 #: dates the result objects copy from the source; anonymised exports often hold invalid
@@ -182,6 +191,7 @@ def write_dicom_results(
     out_dir: str | Path,
     *,
     uid_series: Sequence[str] | None = None,
+    processes: int = 1,
 ) -> DicomResults:
     """Write the Parametric Maps, SR, SEG and secondary captures of one analysis.
 
@@ -203,6 +213,10 @@ def write_dicom_results(
         The series UIDs the result UIDs derive from (default: the stack's). The node
         passes those of a stack's first analysis, so that the results of a stack that
         grew (a late slice) replace the earlier ones in a PACS instead of adding a set.
+    processes : int
+        1: everything in this process. 2 (where ``fork`` exists): a forked process writes
+        the SR, SEG and captures while this one writes the Parametric Maps (about half
+        the work each; the objects and files are the same).
 
     Returns
     -------
@@ -214,54 +228,132 @@ def write_dicom_results(
     model = report.get("model")
     if not isinstance(model, Mapping):
         raise ValueError("report has no 'model' (not a report.json document)")
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     uids = ResultUIDs(uid_series or cine.series_instance_uids, model_version(model))
-    results = DicomResults()
-    myocardium = analysis.masks.myocardium
-    strain = {"radial_strain": analysis.strain.radial_pct,
-              "circumferential_strain": analysis.strain.circumferential_pct}
-    for quantity, spec in QUANTITIES.items():
-        if quantity in strain:
-            values = strain[quantity]
-        else:  # one patient axis at a time: [S, T, H, W] float64 each
-            axis = ("displacement_x", "displacement_y", "displacement_z").index(quantity)
-            values = displacement_in_patient(u, cine.image_orientations[0], axis)
-        for t, pm in enumerate(iter_parametric_maps(
-                cine, images, values, quantity, uids=uids,
-                series_number=SERIES_NUMBERS[quantity],
-                mask=myocardium if spec.masked else None)):
-            results.add("pm", pm, out / f"pm_{quantity}_t{t:02d}.dcm")
-        del values
-    ed = analysis.strain.ed_phase
-    ed_images = [images[s][ed] for s in range(cine.n_slices)]
-    ed_frames = [cine.sources[s][ed].frame_number for s in range(cine.n_slices)]
-    sr = build_measurement_report(
-        report, _unique(images), uids=uids, series_number=SERIES_NUMBERS["sr"],
-        library_images=ed_images, library_frames=ed_frames,
-        regions=measured_regions(analysis.aha_labels, myocardium, ed_images, ed_frames,
-                                 analysis.masks.lv_cavity))
-    results.add("sr", sr, out / "sr_report.dcm")
-    masks = {"myocardium": myocardium}
-    for name in ("lv_cavity", "rv_cavity"):
-        mask = getattr(analysis.masks, name)
-        if mask is not None and mask.any():
-            masks[name] = mask
-    seg = build_cine_segmentation(
-        cine, images, masks, ed, series_number=SERIES_NUMBERS["seg"],
-        series_description=SEG_DESCRIPTION, algorithm=_segmentation_algorithm(analysis, model),
-        series_instance_uid=uids.series("seg"), sop_instance_uid=uids.instance("seg"))
-    results.add("seg", seg, out / "seg_myocardium.dcm")
-    for s in range(cine.n_slices):
-        if not myocardium[s].any():
-            continue
-        overlay = build_strain_overlay(cine, s, analysis.strain.circumferential_pct,
-                                       myocardium, u, uids=uids,
-                                       series_number=SERIES_NUMBERS["sc-overlay"])
-        results.add("sc", overlay, out / f"sc_overlay_s{s:02d}.dcm")
-    bullseye = build_bullseye_capture(report, cine, ed, uids=uids,
-                                      series_number=SERIES_NUMBERS["sc-bullseye"])
-    results.add("sc", bullseye, out / "sc_bullseye.dcm")
+    job = _Writing(cine, images, analysis, u, report, out, uids, model)
+    if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
+        results = job.in_two_processes()
+    else:
+        results = job.maps()
+        results.merge(job.others())
     log.info("series %s: %d DICOM result files in %s", cine.series_instance_uid,
              len(results.paths), out)
     return results
+
+
+@dataclass
+class _Writing:
+    """The DICOM results of one analysis, in two independent groups: the Parametric
+    Maps, and the rest (SR, SEG, captures)."""
+
+    cine: CineSeries
+    images: Sequence[Sequence[Dataset]]
+    analysis: LVAnalysis
+    u: np.ndarray
+    report: Mapping[str, object]
+    out: Path
+    uids: ResultUIDs
+    model: Mapping[str, object]
+
+    def maps(self) -> DicomResults:
+        """Every Parametric Map (series 901-905)."""
+        results = DicomResults()
+        cine, strain = self.cine, self.analysis.strain
+        by_quantity = {"radial_strain": strain.radial_pct,
+                       "circumferential_strain": strain.circumferential_pct}
+        for quantity, spec in QUANTITIES.items():
+            if quantity in by_quantity:
+                values = by_quantity[quantity]
+            else:  # one patient axis at a time: [S, T, H, W] float64 each
+                axis = ("displacement_x", "displacement_y", "displacement_z").index(quantity)
+                values = displacement_in_patient(self.u, cine.image_orientations[0], axis)
+            for t, pm in enumerate(iter_parametric_maps(
+                    cine, self.images, values, quantity, uids=self.uids,
+                    series_number=SERIES_NUMBERS[quantity],
+                    mask=self.analysis.masks.myocardium if spec.masked else None)):
+                results.add("pm", pm, self.out / f"pm_{quantity}_t{t:02d}.dcm")
+            del values
+        return results
+
+    def others(self) -> DicomResults:
+        """The SR, the SEG and the captures."""
+        results = DicomResults()
+        cine, images, analysis, uids = self.cine, self.images, self.analysis, self.uids
+        myocardium = analysis.masks.myocardium
+        ed = analysis.strain.ed_phase
+        ed_images = [images[s][ed] for s in range(cine.n_slices)]
+        ed_frames = [cine.sources[s][ed].frame_number for s in range(cine.n_slices)]
+        sr = build_measurement_report(
+            self.report, _unique(images), uids=uids, series_number=SERIES_NUMBERS["sr"],
+            library_images=ed_images, library_frames=ed_frames,
+            regions=measured_regions(analysis.aha_labels, myocardium, ed_images, ed_frames,
+                                     analysis.masks.lv_cavity))
+        results.add("sr", sr, self.out / "sr_report.dcm")
+        masks = {"myocardium": myocardium}
+        for name in ("lv_cavity", "rv_cavity"):
+            mask = getattr(analysis.masks, name)
+            if mask is not None and mask.any():
+                masks[name] = mask
+        seg = build_cine_segmentation(
+            cine, images, masks, ed, series_number=SERIES_NUMBERS["seg"],
+            series_description=SEG_DESCRIPTION,
+            algorithm=_segmentation_algorithm(analysis, self.model),
+            series_instance_uid=uids.series("seg"), sop_instance_uid=uids.instance("seg"))
+        results.add("seg", seg, self.out / "seg_myocardium.dcm")
+        for s in range(cine.n_slices):
+            if not myocardium[s].any():
+                continue
+            overlay = build_strain_overlay(cine, s, analysis.strain.circumferential_pct,
+                                           myocardium, self.u, uids=uids,
+                                           series_number=SERIES_NUMBERS["sc-overlay"])
+            results.add("sc", overlay, self.out / f"sc_overlay_s{s:02d}.dcm")
+        bullseye = build_bullseye_capture(self.report, cine, ed, uids=uids,
+                                          series_number=SERIES_NUMBERS["sc-bullseye"])
+        results.add("sc", bullseye, self.out / "sc_bullseye.dcm")
+        return results
+
+    def in_two_processes(self) -> DicomResults:
+        """:meth:`others` in a forked process (it shares this one's arrays, copy on
+        write) while this one writes :meth:`maps`.
+
+        Raises
+        ------
+        RuntimeError
+            The forked process failed (its error is in the message) or died.
+        """
+        context = multiprocessing.get_context("fork")
+        ours, theirs = context.Pipe(duplex=False)
+        child = context.Process(target=self._others_to, args=(theirs,),
+                                name="cinestrain-results", daemon=True)
+        child.start()
+        theirs.close()
+        try:
+            results = self.maps()
+            message = ours.recv() if ours.poll(None) else None
+        except EOFError:
+            message = None
+        finally:
+            child.join()
+            ours.close()
+        if message is None:
+            raise RuntimeError(f"the process writing the SR, SEG and captures died "
+                               f"(exit code {child.exitcode})")
+        status, value = message
+        if status != "ok":
+            raise RuntimeError(f"writing the SR, SEG and captures failed: {value}")
+        results.merge(DicomResults({k: [Path(p) for p in v] for k, v in value.items()}))
+        return results
+
+    def _others_to(self, conn: Connection) -> None:
+        """Entry point of the forked process: write :meth:`others`, send the paths."""
+        try:
+            written = self.others()
+            conn.send(("ok", {k: [str(p) for p in v] for k, v in written.by_kind.items()}))
+        except BaseException as exc:  # reported to the parent, which raises
+            conn.send(("error", f"{type(exc).__name__}: {exc}\n"
+                                f"{traceback.format_exc(limit=6)}"))
+        finally:
+            conn.close()

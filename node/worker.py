@@ -59,6 +59,7 @@ def build_request(
         "save_motion": cfg.worker.save_motion,
         "series_instance_uid": series_uid,
         "uid_series": list(uid_series),
+        "write_processes": cfg.worker.write_processes,
     }
 
 

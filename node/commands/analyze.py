@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         save_motion=args.save_motion,
         series_instance_uid=args.series,
         seg=args.seg,
+        write_processes=cfg.worker.write_processes,
     )
     for path in (*request.inputs, *([request.seg] if request.seg else [])):
         if not path.exists():

@@ -3,17 +3,13 @@ stored value -> Real World Value Mapping -> strain."""
 
 from __future__ import annotations
 
-import io
-
 import highdicom as hd
 import numpy as np
 import pytest
-from pydicom import dcmread
-from pydicom.dataset import Dataset
 
 from dicom_io.pm import QUANTITIES, build_parametric_maps, displacement_in_patient, frame_slices
 from dicom_io.uids import ResultUIDs
-from tests.dicom_io.test_results import phantom_result
+from tests.dicom_io.test_results import phantom_result, stable_json
 
 
 @pytest.fixture(scope="module")
@@ -102,29 +98,6 @@ def test_displacement_maps_are_patient_components_in_mm(uids: ResultUIDs) -> Non
     assert np.max(np.abs(_real(pm) - d[0][frame_slices(pm, p.cine), 3])) <= 0.005 + 1e-9
 
 
-#: what differs between two highdicom builds of the same phase: creation times and the
-#: Dimension Organization UID, which highdicom draws at random
-_UNSTABLE = {"00080012", "00080013", "00080023", "00080033", "0018A002", "00209164"}
-
-
-def _stable_json(ds: Dataset) -> dict:
-    """The dataset as DICOM JSON, as it reads back from its file, without the elements
-    that differ between two builds of the same object."""
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    back = dcmread(io.BytesIO(buffer.getvalue()))
-
-    def strip(node: object) -> object:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in _UNSTABLE}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-
-    meta = {k: v for k, v in back.file_meta.to_json_dict().items()}
-    return {"meta": meta, "dataset": strip(back.to_json_dict())}
-
-
 @pytest.mark.parametrize("layout", ["classic", "enhanced"])
 @pytest.mark.parametrize("quantity", ["circumferential_strain", "displacement_y"])
 def test_derived_phases_equal_what_highdicom_builds(quantity: str, layout: str,
@@ -141,7 +114,7 @@ def test_derived_phases_equal_what_highdicom_builds(quantity: str, layout: str,
     assert isinstance(fast[0], hd.pm.ParametricMap)
     assert not any(isinstance(pm, hd.pm.ParametricMap) for pm in fast[1:])  # derived
     for t, (a, b) in enumerate(zip(fast, slow, strict=True)):
-        assert _stable_json(a) == _stable_json(b), f"phase {t}"
+        assert stable_json(a) == stable_json(b), f"phase {t}"
 
 
 def test_a_phase_whose_source_differs_is_built_by_highdicom(uids: ResultUIDs) -> None:
