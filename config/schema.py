@@ -212,6 +212,9 @@ class ExportSection(_Section):
     associations: int = Field(
         4, ge=1, le=16, description="parallel associations per DICOM destination"
     )
+    while_writing: bool = Field(
+        True, description="send each DICOM result as soon as the worker has written it"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ExportSection:
