@@ -26,12 +26,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import highdicom as hd
 import numpy as np
@@ -69,9 +69,14 @@ SEG_DESCRIPTION = "cinestrain myocardium (ED)"
 
 @dataclass
 class DicomResults:
-    """The files written, by kind (``"pm"``, ``"sr"``, ``"seg"``, ``"sc"``)."""
+    """The files written, by kind (``"pm"``, ``"sr"``, ``"seg"``, ``"sc"``).
+
+    ``on_written`` (optional) is called with each file's path once it is complete.
+    """
 
     by_kind: dict[str, list[Path]] = field(default_factory=dict)
+    on_written: Callable[[Path], None] | None = field(default=None, repr=False,
+                                                      compare=False)
 
     @property
     def paths(self) -> list[Path]:
@@ -82,6 +87,8 @@ class DicomResults:
         """Write ``ds`` to ``path`` and record it."""
         ds.save_as(path, enforce_file_format=True)
         self.by_kind.setdefault(kind, []).append(path)
+        if self.on_written is not None:
+            self.on_written(path)
 
     def merge(self, other: DicomResults) -> None:
         """Record the files of ``other`` after these."""
@@ -192,6 +199,7 @@ def write_dicom_results(
     *,
     uid_series: Sequence[str] | None = None,
     processes: int = 1,
+    on_written: Callable[[Path], None] | None = None,
 ) -> DicomResults:
     """Write the Parametric Maps, SR, SEG and secondary captures of one analysis.
 
@@ -217,6 +225,9 @@ def write_dicom_results(
         1: everything in this process. 2 (where ``fork`` exists): a forked process writes
         the SR, SEG and captures while this one writes the Parametric Maps (about half
         the work each; the objects and files are the same).
+    on_written : callable, optional
+        Called (in this process) with each file's path as soon as the file is complete,
+        in the order they are written (the node starts sending them at once).
 
     Returns
     -------
@@ -233,7 +244,7 @@ def write_dicom_results(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     uids = ResultUIDs(uid_series or cine.series_instance_uids, model_version(model))
-    job = _Writing(cine, images, analysis, u, report, out, uids, model)
+    job = _Writing(cine, images, analysis, u, report, out, uids, model, on_written)
     if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
         results = job.in_two_processes()
     else:
@@ -257,10 +268,18 @@ class _Writing:
     out: Path
     uids: ResultUIDs
     model: Mapping[str, object]
+    on_written: Callable[[Path], None] | None = None
 
-    def maps(self) -> DicomResults:
-        """Every Parametric Map (series 901-905)."""
-        results = DicomResults()
+    def maps(self, after_each: Callable[[], None] | None = None) -> DicomResults:
+        """Every Parametric Map (series 901-905); ``after_each`` is called after each."""
+
+        def written(path: Path) -> None:
+            if self.on_written is not None:
+                self.on_written(path)
+            if after_each is not None:
+                after_each()
+
+        results = DicomResults(on_written=written)
         cine, strain = self.cine, self.analysis.strain
         by_quantity = {"radial_strain": strain.radial_pct,
                        "circumferential_strain": strain.circumferential_pct}
@@ -278,9 +297,9 @@ class _Writing:
             del values
         return results
 
-    def others(self) -> DicomResults:
-        """The SR, the SEG and the captures."""
-        results = DicomResults()
+    def others(self, on_written: Callable[[Path], None] | None = None) -> DicomResults:
+        """The SR, the SEG and the captures (``on_written``: instead of this writing's)."""
+        results = DicomResults(on_written=on_written or self.on_written)
         cine, images, analysis, uids = self.cine, self.images, self.analysis, self.uids
         myocardium = analysis.masks.myocardium
         ed = analysis.strain.ed_phase
@@ -317,7 +336,8 @@ class _Writing:
 
     def in_two_processes(self) -> DicomResults:
         """:meth:`others` in a forked process (it shares this one's arrays, copy on
-        write) while this one writes :meth:`maps`.
+        write) while this one writes :meth:`maps`. The forked process names each file it
+        has written; they are passed to ``on_written`` here, between two maps.
 
         Raises
         ------
@@ -330,27 +350,43 @@ class _Writing:
                                 name="cinestrain-results", daemon=True)
         child.start()
         theirs.close()
+        outcome: list[tuple[str, Any]] = []
+
+        def relay(block: bool = False) -> None:
+            """Pass on the files the forked process has written; keep its last word."""
+            while not outcome and (block or ours.poll()):
+                try:
+                    kind, value = ours.recv()
+                except EOFError:
+                    outcome.append(("died", None))
+                    return
+                if kind == "file":
+                    if self.on_written is not None:
+                        self.on_written(Path(value))
+                else:
+                    outcome.append((kind, value))
+
         try:
-            results = self.maps()
-            message = ours.recv() if ours.poll(None) else None
-        except EOFError:
-            message = None
+            results = self.maps(after_each=relay)
+            relay(block=True)
         finally:
             child.join()
             ours.close()
-        if message is None:
+        status, value = outcome[0]
+        if status == "died":
             raise RuntimeError(f"the process writing the SR, SEG and captures died "
                                f"(exit code {child.exitcode})")
-        status, value = message
         if status != "ok":
             raise RuntimeError(f"writing the SR, SEG and captures failed: {value}")
         results.merge(DicomResults({k: [Path(p) for p in v] for k, v in value.items()}))
         return results
 
     def _others_to(self, conn: Connection) -> None:
-        """Entry point of the forked process: write :meth:`others`, send the paths."""
+        """Entry point of the forked process: write :meth:`others`, naming each file
+        written (``("file", path)``), then send ``("ok", paths by kind)`` or
+        ``("error", text)``."""
         try:
-            written = self.others()
+            written = self.others(on_written=lambda path: conn.send(("file", str(path))))
             conn.send(("ok", {k: [str(p) for p in v] for k, v in written.by_kind.items()}))
         except BaseException as exc:  # reported to the parent, which raises
             conn.send(("error", f"{type(exc).__name__}: {exc}\n"

@@ -6,23 +6,43 @@ A failed try is retried after ``export.retry_initial_seconds``, doubling up to
 ``export.retry_max_seconds``; after ``export.retry_max`` retries the export is dead (shown
 by ``cinestrain status``) until ``cinestrain retry JOB`` queues it again. Nothing is
 ever dropped silently.
+
+While a job runs, :class:`EarlyExport` already sends each DICOM result to the DICOM
+destinations as soon as the worker has written it (sending overlaps writing). What it
+stored is recorded with the job's exports when the job is done (``delivered``), so that
+the export sends only the rest, and is complete at once when nothing is left. After a crash
+the job runs again and its exports send everything: the results' UIDs are deterministic, so
+a PACS holds each result once. A failed early send is no failure: the export sends that
+file with its retries. If the job fails, what was sent early stays sent (each object is
+complete; the report, SEG and captures of a failed job may be missing).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import ssl
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
 from pydicom.filereader import read_file_meta_info
+from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import (
+    ComprehensiveSRStorage,
+    MultiFrameTrueColorSecondaryCaptureImageStorage,
+    ParametricMapStorage,
+    SecondaryCaptureImageStorage,
+    SegmentationStorage,
+    Verification,
+)
 
 from config.schema import DicomDestination, ExportSection, FolderDestination, NodeConfig
 from node.errors import ExportError, UnknownDestinationError
@@ -200,6 +220,114 @@ def send_over_one_association(dest: DicomDestination, cfg: NodeConfig, files: li
     return stored
 
 
+#: the SOP classes of the results (each in Explicit VR Little Endian): an early export
+#: proposes them before it knows which files will come
+RESULT_CONTEXTS = {
+    str(uid): {str(ExplicitVRLittleEndian)}
+    for uid in (ParametricMapStorage, ComprehensiveSRStorage, SegmentationStorage,
+                MultiFrameTrueColorSecondaryCaptureImageStorage, SecondaryCaptureImageStorage)
+}
+#: ends an early export's sending thread
+_DONE = object()
+
+
+class EarlyExport:
+    """Sends a running job's DICOM results to DICOM destinations as they are written.
+
+    Each destination gets ``export.associations`` threads, each with its own association
+    (opened at its first file, proposing :data:`RESULT_CONTEXTS`) taking files from the
+    destination's queue. A thread whose association fails, or whose peer refuses a file,
+    stops: what it did not store is left to the job's export.
+
+    Parameters
+    ----------
+    cfg
+        Timeouts, our AE title, ``export.associations``.
+    destinations
+        The DICOM destinations (export name -> destination).
+    """
+
+    def __init__(self, cfg: NodeConfig, destinations: dict[str, DicomDestination]) -> None:
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self._queues: dict[str, queue.Queue[Any]] = {}
+        self._stored: dict[str, set[str]] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._started = time.perf_counter()
+        for name, dest in destinations.items():
+            self._queues[name] = queue.Queue()
+            self._stored[name] = set()
+            for i in range(max(1, cfg.export.associations)):
+                thread = threading.Thread(target=self._send, args=(name, dest),
+                                          name=f"early-export-{dest.name}-{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def add(self, path: Path) -> None:
+        """A result file is complete on disk: send it (non-DICOM files are skipped)."""
+        if self._stop.is_set() or not is_dicom_file(path):
+            return
+        for q in self._queues.values():
+            q.put(Path(path))
+
+    def _send(self, name: str, dest: DicomDestination) -> None:
+        files: queue.Queue[Any] = self._queues[name]
+        assoc = None
+        try:
+            while not self._stop.is_set():
+                path = files.get()
+                if path is _DONE:
+                    return
+                if assoc is None:
+                    contexts = {k: set(v) for k, v in RESULT_CONTEXTS.items()}
+                    meta = read_file_meta_info(path)
+                    contexts.setdefault(str(meta.MediaStorageSOPClassUID), set()).add(
+                        str(meta.TransferSyntaxUID))
+                    assoc = _associate(dest, self.cfg, contexts)
+                status = assoc.send_c_store(dcmread(path))
+                code = int(status.Status) if status and "Status" in status else None
+                if code not in _STORED:
+                    raise ExportError(f"{dest.name}: {dest.ae_title} answered "
+                                      f"{'no status' if code is None else f'0x{code:04X}'}"
+                                      f" to {path.name}")
+                with self._lock:
+                    self._stored[name].add(path.name)
+        except (ExportError, OSError, ValueError, RuntimeError) as exc:
+            # ValueError: no accepted presentation context for a file; RuntimeError: the
+            # association went away
+            log.info("early export to %s stopped (the export sends the rest): %s",
+                     dest.name, exc)
+        finally:
+            if assoc is not None and assoc.is_established:
+                assoc.release()
+
+    def finish(self, timeout_s: float | None = None) -> dict[str, list[str]]:
+        """Send what is queued, then stop; return the file names each destination stored.
+
+        Parameters
+        ----------
+        timeout_s
+            Give up waiting after this long (what is unsent is left to the export).
+        """
+        for q in self._queues.values():
+            for _ in range(max(1, self.cfg.export.associations)):
+                q.put(_DONE)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        self._stop.set()
+        with self._lock:
+            return {name: sorted(stored) for name, stored in self._stored.items()}
+
+    def abort(self) -> None:
+        """Stop sending (the job failed or the node stops); sent files stay sent."""
+        self._stop.set()
+        for q in self._queues.values():
+            for _ in range(max(1, self.cfg.export.associations)):
+                q.put(_DONE)
+
+
 def copy_to_folder(dest: FolderDestination, files: list[Path], out_dir: Path, folder: str) -> int:
     """Copy every file under ``dest.path/folder`` (atomically); return how many."""
     target = Path(dest.path) / folder
@@ -232,8 +360,25 @@ class Exporter:
         for row in self.index.due_exports(time.time()):
             self.attempt(row)
 
-    def deliver(self, destination: str, job: dict[str, Any]) -> int:
+    def destination(self, name: str) -> DicomDestination | FolderDestination | None:
+        """The destination an export name stands for (None: no longer configured)."""
+        dest = self.destinations.get(name)
+        if dest is None and name.startswith(CALLER_PREFIX):
+            dest = caller_destination(name)
+        return dest
+
+    def early(self, names: Iterable[str]) -> EarlyExport | None:
+        """An :class:`EarlyExport` to the DICOM destinations among ``names`` (None when
+        there are none)."""
+        dicom = {n: d for n in names
+                 if isinstance(d := self.destination(n), DicomDestination)}
+        return EarlyExport(self.cfg, dicom) if dicom else None
+
+    def deliver(self, destination: str, job: dict[str, Any],
+                skip: Iterable[str] = ()) -> int:
         """Send one job's results to one destination; return how many objects went.
+
+        ``skip``: names of files the destination already stored (sent early).
 
         Raises
         ------
@@ -242,9 +387,7 @@ class Exporter:
         ExportError
             The delivery failed.
         """
-        dest = self.destinations.get(destination)
-        if dest is None and destination.startswith(CALLER_PREFIX):
-            dest = caller_destination(destination)
+        dest = self.destination(destination)
         if dest is None:
             raise UnknownDestinationError(f"destination {destination!r} is not configured")
         out_dir = Path(job["out_dir"])
@@ -254,7 +397,8 @@ class Exporter:
             stack = self.index.stack(job["stack_id"]) or {}
             folder = f"{stack.get('study_uid', 'unknown-study')}/{job_dir_name(job['id'])}"
             return copy_to_folder(dest, files, out_dir, folder)
-        dicom = [p for p in files if is_dicom_file(p)]
+        skipped = set(skip)
+        dicom = [p for p in files if p.name not in skipped and is_dicom_file(p)]
         if not dicom:
             log.info("job %d: no DICOM objects to send to %s", job["id"], dest.name)
             return 0
@@ -265,8 +409,9 @@ class Exporter:
         export_id, job_id, name = row["id"], row["job_id"], row["destination"]
         attempts = int(row["attempts"]) + 1
         self.index.update_export(export_id, ExportState.SENDING, attempts=attempts)
+        delivered = json.loads(row.get("delivered") or "[]")
         try:
-            sent = self.deliver(name, self.index.job(job_id))
+            sent = len(delivered) + self.deliver(name, self.index.job(job_id), delivered)
         except (ExportError, UnknownDestinationError, OSError) as exc:
             rules = self.cfg.export
             if attempts > rules.retry_max or isinstance(exc, UnknownDestinationError):

@@ -94,6 +94,7 @@ CREATE TABLE IF NOT EXISTS exports (
     next_attempt_at REAL NOT NULL,
     last_error      TEXT,
     sent            INTEGER NOT NULL DEFAULT 0,
+    delivered       TEXT,        -- JSON list: file names stored while the job ran
     created_at      REAL NOT NULL,
     updated_at      REAL NOT NULL
 );
@@ -151,6 +152,9 @@ class Index:
             instances = {row["name"] for row in self._db.execute("PRAGMA table_info(instances)")}
             if "calling_host" not in instances:
                 self._db.execute("ALTER TABLE instances ADD COLUMN calling_host TEXT")
+            exports = {row["name"] for row in self._db.execute("PRAGMA table_info(exports)")}
+            if "delivered" not in exports:
+                self._db.execute("ALTER TABLE exports ADD COLUMN delivered TEXT")
 
     def close(self) -> None:
         """Close the connection."""
@@ -411,10 +415,15 @@ class Index:
         files: list[str],
         destinations: list[str],
         metrics: dict[str, Any] | None = None,
+        delivered: dict[str, list[str]] | None = None,
+        complete: Iterable[str] = (),
     ) -> list[dict[str, Any]]:
         """Mark a job done, queue its exports, and supersede older jobs of its stack.
 
         ``metrics`` (stage timings, peak memory of the worker) is kept with the job.
+        ``delivered``: per destination, the files it stored while the job ran (an early
+        export); the destinations in ``complete`` stored every result, so their exports
+        are done at once, the others send only what is not ``delivered``.
 
         Returns
         -------
@@ -448,11 +457,16 @@ class Index:
                         ExportState.RETRY, ExportState.DEAD,
                     ),
                 )
+            done = set(complete)
             for name in destinations:
+                early = (delivered or {}).get(name, [])
+                state = ExportState.DONE if name in done else ExportState.PENDING
                 db.execute(
-                    "INSERT INTO exports (job_id, destination, state, next_attempt_at,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (job_id, name, ExportState.PENDING, now, now, now),
+                    "INSERT INTO exports (job_id, destination, state, attempts, sent,"
+                    " delivered, next_attempt_at, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (job_id, name, state, int(name in done), len(early), json.dumps(early),
+                     now, now, now),
                 )
         return older
 
@@ -537,7 +551,7 @@ class Index:
         with self._tx() as db:
             return db.execute(
                 "UPDATE exports SET state = ?, attempts = 0, next_attempt_at = ?,"
-                " updated_at = ? WHERE job_id = ? AND state != ?",
+                " delivered = NULL, updated_at = ? WHERE job_id = ? AND state != ?",
                 (ExportState.PENDING, now, now, job_id, ExportState.SENDING),
             ).rowcount
 

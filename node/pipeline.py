@@ -193,8 +193,12 @@ def _masks(cine: CineSeries, seg: SegMasks | None, ed: int, centres: np.ndarray
                                    rv_cavity=seg.rv_cavity, ed_frames=cine.pixels[:, ed])
 
 
-def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> AnalysisOutcome:
+def run_analysis(request: AnalysisRequest, progress: Progress | None = None,
+                 on_file: Callable[[Path], None] | None = None) -> AnalysisOutcome:
     """Run one job end to end.
+
+    ``on_file`` is called with each DICOM result as soon as it is complete (the node's
+    worker passes them on, so that they are sent while the others are written).
 
     Raises :class:`dicom_io.CineSeriesError` when no stack can be read,
     :class:`dicom_io.seg.SegmentationReadError` for an explicit SEG that does not fit;
@@ -280,7 +284,7 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None) -> 
         return fail(f"no LV found: {exc}")
     timings["strain_s"] = time.perf_counter() - start
     write_results(outcome, analysis, cine, u, out, identity, request.save_motion,
-                  request.uid_series, request.write_processes)
+                  request.uid_series, request.write_processes, on_file)
     return outcome
 
 
@@ -300,8 +304,8 @@ def _save_motion(path: Path, u: np.ndarray, cine: CineSeries, analysis: LVAnalys
 
 def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeries,
                   u: np.ndarray, out: Path, identity: dict[str, object], save_motion: bool,
-                  uid_series: tuple[str, ...] | None = None, write_processes: int = 1
-                  ) -> None:
+                  uid_series: tuple[str, ...] | None = None, write_processes: int = 1,
+                  on_file: Callable[[Path], None] | None = None) -> None:
     """``report.json``, the bull's-eye PNG, (optionally) ``motion.npz``, and the DICOM
     results (written last, next to them; the node exports every file of the folder).
 
@@ -326,7 +330,7 @@ def write_results(outcome: AnalysisOutcome, analysis: LVAnalysis, cine: CineSeri
         with one_warning_for_source_uids(cine.series_instance_uid):
             dicom = write_dicom_results(
                 cine, read_source_headers(cine), analysis, u, outcome.report, out,
-                uid_series=uid_series, processes=write_processes,
+                uid_series=uid_series, processes=write_processes, on_written=on_file,
             )
         outcome.timings_s["dicom_s"] = time.perf_counter() - start
         start = time.perf_counter()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import NodeConfig
-from node.export import return_destinations
+from node.export import EarlyExport, Exporter, is_dicom_file, return_destinations
 from node.index import Index
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,11 @@ def build_request(
     }
 
 
-def execute_job(request: dict[str, Any], torch_threads: int = 0) -> dict[str, Any]:
+def execute_job(request: dict[str, Any], torch_threads: int = 0,
+                on_file: Callable[[Path], None] | None = None) -> dict[str, Any]:
     """Run one job (in whatever process calls it) and describe what it wrote.
+
+    ``on_file`` is called with each DICOM result as soon as it is complete.
 
     Returns
     -------
@@ -85,7 +88,7 @@ def execute_job(request: dict[str, Any], torch_threads: int = 0) -> dict[str, An
     fields["out_dir"] = Path(fields["out_dir"])
     fields["weights"] = Path(fields["weights"]) if fields.get("weights") else None
     fields["uid_series"] = tuple(fields["uid_series"]) if fields.get("uid_series") else None
-    outcome = run_analysis(AnalysisRequest(**fields))
+    outcome = run_analysis(AnalysisRequest(**fields), on_file=on_file)
     result = asdict(outcome)
     result["files"] = [str(p) for p in outcome.files]
     result["timings_s"] = {"imports_s": imports_s, **outcome.timings_s}
@@ -101,7 +104,8 @@ def _job_process(conn: Any) -> None:
 
     The heavy imports (torch, highdicom, matplotlib: several seconds) happen before the job
     comes, so a process started ahead takes a job at once. Receives
-    ``(request, torch_threads)``; sends ``("ok", result)`` or ``("error", text)``.
+    ``(request, torch_threads)``; sends ``("file", path)`` for each DICOM result as soon
+    as it is written, then ``("ok", result)`` or ``("error", text)``.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(name)s: %(message)s")
     import node.pipeline  # noqa: F401  (the imports the job needs, done while idle)
@@ -112,7 +116,8 @@ def _job_process(conn: Any) -> None:
     except EOFError:  # the node stopped before a job came
         return
     try:
-        conn.send(("ok", execute_job(request, torch_threads)))
+        conn.send(("ok", execute_job(request, torch_threads,
+                                     lambda path: conn.send(("file", str(path))))))
     except Exception as exc:  # the job's failure is data for the index, not a crash
         detail = traceback.format_exc(limit=4)
         conn.send(("error", f"{type(exc).__name__}: {exc}\n{detail}"))
@@ -201,12 +206,22 @@ class Dispatcher:
             job_id, job["stack_id"], job["attempts"] + 1, len(request["inputs"]),
             request["series_instance_uid"],
         )
+        names = self._destinations(job)
+        early = (Exporter(self.cfg, self.index).early(names)
+                 if self.cfg.export.while_writing else None)
         process, conn = self._take_process()
+        message = None
         try:
             with self._lock:
                 self._running[job_id] = process
             conn.send((request, self.cfg.worker.torch_threads))
-            message = conn.recv() if conn.poll(None) else None
+            while conn.poll(None):
+                kind, value = conn.recv()
+                if kind != "file":
+                    message = (kind, value)
+                    break
+                if early is not None:
+                    early.add(Path(value))
         except (EOFError, OSError):
             message = None
         finally:
@@ -214,6 +229,8 @@ class Dispatcher:
             conn.close()
             with self._lock:
                 self._running.pop(job_id, None)
+        if early is not None and (message is None or message[0] != "ok"):
+            early.abort()
         if self._stopping and message is None:
             log.info("job %d interrupted by shutdown; it runs again at start-up", job_id)
             return
@@ -223,7 +240,7 @@ class Dispatcher:
         elif message[0] == "error":
             self._fail(job_id, message[1])
         else:
-            self._done(job_id, message[1])
+            self._done(job_id, message[1], names, early)
         if self.on_done is not None:
             self.on_done()
         self.keep_warm()
@@ -232,15 +249,36 @@ class Dispatcher:
         log.error("job %d failed (inputs kept): %s", job_id, error.splitlines()[0])
         self.index.fail_job(job_id, error)
 
-    def _done(self, job_id: int, result: dict[str, Any]) -> None:
-        job = self.index.job(job_id)
-        names = [d.name for d in self.cfg.destinations] + return_destinations(
+    def _destinations(self, job: dict[str, Any]) -> list[str]:
+        """Export names of a job: the configured destinations and the callers that get
+        their results back."""
+        return [d.name for d in self.cfg.destinations] + return_destinations(
             self.cfg, self.index.stack_callers(job["stack_id"]))
+
+    def _done(self, job_id: int, result: dict[str, Any], names: list[str] | None = None,
+              early: EarlyExport | None = None) -> None:
+        """Record a finished job: wait for its early export (what it stored is not sent
+        again), queue its exports, remove what it supersedes."""
+        if names is None:
+            names = self._destinations(self.index.job(job_id))
         metrics = {key: result.get(key) for key in ("timings_s", "peak_rss_mb", "cpu_s")}
-        superseded = self.index.finish_job(job_id, result["files"], names, metrics)
+        delivered: dict[str, list[str]] = {}
+        complete: list[str] = []
+        if early is not None:
+            start = time.perf_counter()
+            delivered = early.finish(self.cfg.node.timeouts.dimse_s)
+            dicom = {Path(p).name for p in result["files"] if is_dicom_file(Path(p))}
+            complete = [n for n, stored in delivered.items() if dicom <= set(stored)]
+            metrics["early_export"] = {
+                "wait_s": time.perf_counter() - start,
+                "stored": {n: len(stored) for n, stored in delivered.items()},
+                "results": len(dicom)}
+        superseded = self.index.finish_job(job_id, result["files"], names, metrics,
+                                           delivered, complete)
         log.info(
-            "job %d done: series %s, %d file(s), %d export(s) queued",
+            "job %d done: series %s, %d file(s), %d export(s) queued (%d complete already)",
             job_id, result.get("series_instance_uid"), len(result["files"]), len(names),
+            len(complete),
         )
         for old in superseded:
             shutil.rmtree(old["out_dir"], ignore_errors=True)

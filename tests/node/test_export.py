@@ -151,3 +151,68 @@ def test_results_go_back_to_the_calling_ae(make_config, make_study, tmp_path):
     finally:
         orthanc.stop()
         receiver.stop()
+
+
+@pytest.mark.skipif(ORTHANC is None, reason="Orthanc not installed")
+def test_results_sent_while_written_are_not_sent_again(make_config, make_study, tmp_path,
+                                                       monkeypatch):
+    """What an early export stored is recorded with the job's export, which sends only
+    the rest; a destination that stored everything is done at once; one that is down
+    early gets everything from the export."""
+    from dicom_io.mr import write_cine_classic
+    from node import export as export_module
+
+    port = free_port()
+    cfg = make_config(
+        destinations=[
+            {"kind": "dicom", "name": "pacs", "ae_title": "ORTHANC", "host": "127.0.0.1",
+             "port": port},
+            {"kind": "dicom", "name": "down", "ae_title": "DOWN", "host": "127.0.0.1",
+             "port": free_port()},
+            {"kind": "folder", "name": "archive", "path": str(tmp_path / "archive")},
+        ],
+        export={"retry_initial_seconds": 0.1, "retry_max_seconds": 0.2},
+        node={"timeouts": {"acse_s": 5, "network_s": 5}},
+    )
+    index = Index(cfg.storage.directory / INDEX_FILE)
+    orthanc = Orthanc(tmp_path / "orthanc", port)
+    sent: list[str] = []
+    real_send = export_module.send_dicom
+    monkeypatch.setattr(export_module, "send_dicom", lambda dest, c, files: (
+        sent.extend(f"{dest.name}:{p.name}" for p in files), real_send(dest, c, files))[1])
+    try:
+        stack_id = index.upsert_stack("1.2.3", ["1.2.3.4"], "1x3x32x32", 3, "queued")
+        job_id = index.create_job(stack_id, "digest", {"inputs": []},
+                                  cfg.storage.directory / "results", "complete")
+        out_dir = Path(index.job(job_id)["out_dir"])
+        files = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
+        (out_dir / "report.json").write_text("{}")
+        index.claim_job()
+        exporter = Exporter(cfg, index)
+        names = ["pacs", "down", "archive"]
+        early = exporter.early(names)
+        for path in (*files[:2], out_dir / "report.json"):  # written so far
+            early.add(path)
+        delivered = early.finish(30)
+        assert delivered == {"pacs": sorted(p.name for p in files[:2]), "down": []}
+        assert len(orthanc.instances()) == 2
+
+        index.finish_job(job_id, [str(p) for p in files], names, None, delivered)
+        rows = {r["destination"]: r for r in index.exports(job_id)}
+        assert rows["pacs"]["state"] == ExportState.PENDING and rows["pacs"]["sent"] == 2
+        exporter.poll()
+        rows = {r["destination"]: r for r in index.exports(job_id)}
+        assert rows["pacs"]["state"] == ExportState.DONE and rows["pacs"]["sent"] == 3
+        assert [s for s in sent if s.startswith("pacs:")] == [f"pacs:{files[2].name}"]
+        assert rows["down"]["state"] == ExportState.RETRY  # everything, with retries
+        assert rows["archive"]["state"] == ExportState.DONE
+        assert len(orthanc.instances()) == 3
+
+        index.finish_job(job_id, [str(p) for p in files], ["pacs"], None,
+                         {"pacs": [p.name for p in files]}, complete=["pacs"])
+        done = index.exports(job_id)[-1]
+        assert done["state"] == ExportState.DONE and done["sent"] == 3
+        assert done not in index.due_exports(time.time() + 3600)
+    finally:
+        orthanc.stop()
+        index.close()
