@@ -18,12 +18,24 @@ from node.states import INDEX_FILE, ExportState
 from tests.node.conftest import ORTHANC, Orthanc, free_port
 
 
+def running_job(cfg, index: Index, make_study) -> tuple[int, list[Path]]:
+    """A claimed job whose output folder holds 3 DICOM objects and a report.json."""
+    from dicom_io.mr import write_cine_classic
+
+    stack_id = index.upsert_stack("1.2.3", ["1.2.3.4"], "1x8x32x32", 8, "queued")
+    job_id = index.create_job(stack_id, "digest", {"inputs": []},
+                              cfg.storage.directory / "results", "complete")
+    out_dir = Path(index.job(job_id)["out_dir"])
+    files = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
+    (out_dir / "report.json").write_text("{}")
+    index.claim_job()
+    return job_id, files
+
+
 @pytest.fixture
 def finished_job(make_config, make_study, tmp_path) -> Iterator[tuple]:
     """A done job whose output folder holds 3 DICOM objects and a non-DICOM file, with
     an Orthanc destination (not running yet) and a folder destination."""
-    from dicom_io.mr import write_cine_classic
-
     orthanc_port = free_port()
     cfg = make_config(
         destinations=[
@@ -35,13 +47,7 @@ def finished_job(make_config, make_study, tmp_path) -> Iterator[tuple]:
         node={"timeouts": {"acse_s": 5, "network_s": 5}},
     )
     index = Index(cfg.storage.directory / INDEX_FILE)
-    stack_id = index.upsert_stack("1.2.3", ["1.2.3.4"], "1x8x32x32", 8, "queued")
-    job_id = index.create_job(stack_id, "digest", {"inputs": []},
-                              cfg.storage.directory / "results", "complete")
-    out_dir = Path(index.job(job_id)["out_dir"])
-    files = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
-    (out_dir / "report.json").write_text("{}")
-    index.claim_job()
+    job_id, files = running_job(cfg, index, make_study)
     index.finish_job(job_id, [str(p) for p in files], ["pacs", "archive"])
     yield cfg, index, job_id, orthanc_port
     index.close()
@@ -159,7 +165,6 @@ def test_results_sent_while_written_are_not_sent_again(make_config, make_study, 
     """What an early export stored is recorded with the job's export, which sends only
     the rest; a destination that stored everything is done at once; one that is down
     early gets everything from the export."""
-    from dicom_io.mr import write_cine_classic
     from node import export as export_module
 
     port = free_port()
@@ -181,13 +186,8 @@ def test_results_sent_while_written_are_not_sent_again(make_config, make_study, 
     monkeypatch.setattr(export_module, "send_dicom", lambda dest, c, files: (
         sent.extend(f"{dest.name}:{p.name}" for p in files), real_send(dest, c, files))[1])
     try:
-        stack_id = index.upsert_stack("1.2.3", ["1.2.3.4"], "1x3x32x32", 3, "queued")
-        job_id = index.create_job(stack_id, "digest", {"inputs": []},
-                                  cfg.storage.directory / "results", "complete")
-        out_dir = Path(index.job(job_id)["out_dir"])
-        files = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
-        (out_dir / "report.json").write_text("{}")
-        index.claim_job()
+        job_id, files = running_job(cfg, index, make_study)
+        out_dir = files[0].parent
         exporter = Exporter(cfg, index)
         names = ["pacs", "down", "archive"]
         early = exporter.early(names)
