@@ -123,8 +123,27 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+class AutomaticMyocardium:
+    """:func:`inference.myocardium.segment_myocardium` of one stack around its heart
+    centres, each phase segmented once: the ED detection segments phase 0, which is
+    often ED itself."""
+
+    def __init__(self, cine: CineSeries, centres: np.ndarray) -> None:
+        self.cine = cine
+        self.centres = centres
+        self._found: dict[int, MyocardiumMasks] = {}
+
+    def __call__(self, phase: int) -> MyocardiumMasks:
+        """The masks of ``phase`` (:class:`MyocardiumError` when no LV is found)."""
+        if phase not in self._found:
+            self._found[phase] = segment_myocardium(
+                self.cine.pixels, self.cine.in_plane_spacing, phase, centres=self.centres)
+        return self._found[phase]
+
+
 def choose_ed_phase(
-    cine: CineSeries, requested: Literal["auto"] | int, centres: np.ndarray
+    cine: CineSeries, requested: Literal["auto"] | int, centres: np.ndarray,
+    *, normalised: np.ndarray | None = None, segment: AutomaticMyocardium | None = None,
 ) -> tuple[int, str, list[str]]:
     """The ED phase, how it was chosen, and any warning.
 
@@ -132,6 +151,8 @@ def choose_ed_phase(
     falls back to phase 0 (the R-wave trigger) when the images give no clear answer. The
     blood pool is measured around the LV centres that the automatic segmentation finds on
     phase 0 (``centres``, from the temporal variance, can sit on the RV).
+    ``normalised`` (the stack's :func:`normalise_intensity`) and ``segment`` (the
+    segmentation around ``centres``) are reused when given.
     """
     t = cine.n_phases
     if requested != "auto":
@@ -140,13 +161,14 @@ def choose_ed_phase(
         return int(requested), "fixed", []
     lv_slices = None
     try:
-        lv = segment_myocardium(cine.pixels, cine.in_plane_spacing, 0, centres=centres)
+        lv = (segment or AutomaticMyocardium(cine, centres))(0)
         centres, lv_slices = motion_centres(centres, lv.lv_centres), np.flatnonzero(lv.ring)
     except MyocardiumError as exc:
         log.info("series %s: no LV on phase 0 (%s); ED measured around the heart centre",
                  cine.series_instance_uid, exc)
-    estimate = detect_ed_phase(normalise_intensity(cine.pixels), cine.in_plane_spacing, centres,
-                               lv_slices)
+    if normalised is None:
+        normalised = normalise_intensity(cine.pixels)
+    estimate = detect_ed_phase(normalised, cine.in_plane_spacing, centres, lv_slices)
     if not estimate.reliable:
         return (
             0,
@@ -184,11 +206,11 @@ def _write_json(path: Path, doc: dict[str, object]) -> Path:
     return path
 
 
-def _masks(cine: CineSeries, seg: SegMasks | None, ed: int, centres: np.ndarray
+def _masks(cine: CineSeries, seg: SegMasks | None, ed: int, segment: AutomaticMyocardium
            ) -> MyocardiumMasks:
     spacing = cine.in_plane_spacing
     if seg is None:
-        return segment_myocardium(cine.pixels, spacing, ed, centres=centres)
+        return segment(ed)
     return masks_from_segmentation(seg.myocardium, spacing, lv_cavity=seg.lv_cavity,
                                    rv_cavity=seg.rv_cavity, ed_frames=cine.pixels[:, ed])
 
@@ -217,12 +239,16 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None,
 
     spacing = cine.in_plane_spacing
     start = time.perf_counter()
-    centres = find_heart_centres(normalise_intensity(cine.pixels), spacing)
+    normalised = normalise_intensity(cine.pixels)
+    centres = find_heart_centres(normalised, spacing)
+    segment = AutomaticMyocardium(cine, centres)
     seg, seg_path = find_segmentation(cine, request.seg, seg_files)
     if seg is not None and request.ed_phase == "auto":
         ed, ed_source, warnings = seg.phase, "segmentation", []
     else:
-        ed, ed_source, warnings = choose_ed_phase(cine, request.ed_phase, centres)
+        ed, ed_source, warnings = choose_ed_phase(cine, request.ed_phase, centres,
+                                                  normalised=normalised, segment=segment)
+    del normalised
     if seg is not None and seg.phase != ed:
         warnings.append(f"the SEG outlines phase {seg.phase}, not phase {ed}: phase "
                         f"{seg.phase} is taken as ED")
@@ -249,7 +275,7 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None,
                     "no strain computed")
     start = time.perf_counter()
     try:
-        masks = _masks(cine, seg, ed, centres)
+        masks = _masks(cine, seg, ed, segment)
     except MyocardiumError as exc:
         return fail(f"no LV found: {exc}")
     timings["myocardium_s"] = time.perf_counter() - start
