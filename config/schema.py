@@ -190,7 +190,7 @@ class WorkerSection(_Section):
     write_processes: int = Field(
         2, ge=1, le=2,
         description="processes writing a job's DICOM results (2: a forked one writes the "
-                    "SR, SEG and captures while the job's writes the Parametric Maps)",
+                    "SEG and captures while the job's writes the Parametric Maps and SR)",
     )
 
 
