@@ -29,6 +29,7 @@ writing it; a phase whose source images differ in anything highdicom copies from
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import warnings
@@ -38,7 +39,10 @@ from dataclasses import dataclass
 import highdicom as hd
 import numpy as np
 from pydicom import dcmread
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import EXPLICIT_VR_LENGTH_32, write_data_element
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 
@@ -325,6 +329,11 @@ _NOT_COPIED = frozenset({
     "SharedFunctionalGroupsSequence", "DimensionIndexSequence",
     "DimensionOrganizationSequence", "ContributingEquipmentSequence",
 })
+#: Per-frame Functional Groups Sequence
+_PER_FRAME = 0x52009230
+#: the elements of a map that depend on its phase's source frames: Source Image Sequence,
+#: Referenced Series Sequence, and the per-frame groups (derivation, trigger delay)
+_PHASE_REFERENCES = (0x00082112, 0x00081115, _PER_FRAME)
 #: attributes of a source image that highdicom copies into Contributing Equipment
 _EQUIPMENT = ("Manufacturer", "ManufacturerModelName", "DeviceSerialNumber",
               "SoftwareVersions", "InstitutionName", "InstitutionAddress",
@@ -366,6 +375,10 @@ class _PhaseTemplate:
     def __init__(self, encoded: bytes, slices: list[int], source: Dataset, keys: list[str]
                  ) -> None:
         self.encoded = encoded
+        #: the template's frames as encoded (geometry, dimension indices): phases of
+        #: quantities whose templates have the same frames share their references
+        frames = dcmread(io.BytesIO(encoded)).get_item(_PER_FRAME)
+        self.frames = hashlib.sha1(bytes(frames.value or b"")).hexdigest()
         self.slices = slices
         self.source = source
         self.keys = keys
@@ -394,20 +407,46 @@ class _PhaseTemplate:
         return source is self.source or _signature(source, self.keys) == self.signature
 
     def derive(self, cine: CineSeries, images: Sequence[Sequence[Dataset]], phase: int,
-               stored: np.ndarray, sop_instance_uid: str, description: str) -> Dataset:
-        """The instance of ``phase`` with stored values ``stored`` ``[S, H, W]``."""
+               stored: np.ndarray, sop_instance_uid: str, description: str,
+               shared: dict[tuple[int, str], list[RawDataElement]] | None = None
+               ) -> Dataset:
+        """The instance of ``phase`` with stored values ``stored`` ``[S, H, W]``.
+
+        ``shared``: the encoded references of each phase (source images, per-frame
+        derivation and trigger delay), kept for the other quantities' instances of the
+        phase, which reference the same source frames.
+        """
         ds = dcmread(io.BytesIO(self.encoded))
         ds.file_meta.MediaStorageSOPInstanceUID = sop_instance_uid
         ds.SOPInstanceUID = sop_instance_uid
         ds.InstanceNumber = phase + 1
         ds.ContentDescription = description
-        arguments = source_arguments(cine, images, phase)
-        _source_references(ds, arguments["source_images"],  # type: ignore[arg-type]
-                           arguments["further_source_images"])  # type: ignore[arg-type]
-        reference_source_frames(ds, cine, phase, codes.MAP_DERIVATION, self.slices)
-        _add_cardiac_timing(ds, cine, phase, self.slices)
+        key = (phase, self.frames)
+        if shared is not None and key in shared:
+            for element in shared[key]:
+                ds[element.tag] = element
+        else:
+            arguments = source_arguments(cine, images, phase)
+            _source_references(ds, arguments["source_images"],  # type: ignore[arg-type]
+                               arguments["further_source_images"])  # type: ignore[arg-type]
+            reference_source_frames(ds, cine, phase, codes.MAP_DERIVATION, self.slices)
+            _add_cardiac_timing(ds, cine, phase, self.slices)
+            if shared is not None:
+                shared[key] = [_encoded(ds[tag]) for tag in _PHASE_REFERENCES]
         ds.PixelData = np.ascontiguousarray(stored[self.slices], dtype=self.dtype).tobytes()
         return ds
+
+
+def _encoded(element: DataElement) -> RawDataElement:
+    """``element`` encoded (Explicit VR Little Endian, as every map is written), to be
+    written again as it is."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_data_element(buffer, element)
+    data = buffer.getvalue()
+    header = 12 if element.VR in EXPLICIT_VR_LENGTH_32 else 8
+    length = int.from_bytes(data[header - 4:header] if header == 12 else data[6:8], "little")
+    return RawDataElement(element.tag, element.VR, length, data[header:], 0, False, True)
 
 
 def _signature(source: Dataset, keys: Sequence[str]) -> tuple[str, ...]:
@@ -424,6 +463,7 @@ def iter_parametric_maps(
     series_number: int,
     mask: np.ndarray | None = None,
     derive: bool = True,
+    shared: dict[tuple[int, str], list[RawDataElement]] | None = None,
 ) -> Iterator[Dataset]:
     """The Parametric Maps of one quantity, one per phase, phase 0 first, each yielded as
     soon as it is built (a writer need not hold them all).
@@ -449,6 +489,9 @@ def iter_parametric_maps(
         Derive phases 1.. from phase 0's instance (the default); False: highdicom builds
         every phase (ten times slower; the same objects but for creation times and the
         Dimension Organization UID, which highdicom draws at random).
+    shared : dict, optional
+        Pass the same (initially empty) dict to the calls for each quantity of a stack:
+        each phase's source references are then encoded once for all quantities.
 
     Yields
     ------
@@ -478,7 +521,7 @@ def iter_parametric_maps(
         sop_uid = uids.instance(f"pm-{quantity}", t)
         if template is not None and template.fits(images[0][t]):
             derived += 1
-            yield template.derive(cine, images, t, stored, sop_uid, content)
+            yield template.derive(cine, images, t, stored, sop_uid, content, shared)
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # highdicom's notes on geometry

@@ -223,8 +223,8 @@ def write_dicom_results(
         grew (a late slice) replace the earlier ones in a PACS instead of adding a set.
     processes : int
         1: everything in this process. 2 (where ``fork`` exists): a forked process writes
-        the SR, SEG and captures while this one writes the Parametric Maps (about half
-        the work each; the objects and files are the same).
+        the SEG and captures while this one writes the Parametric Maps and the SR (about
+        half the work each; the objects and files are the same).
     on_written : callable, optional
         Called (in this process) with each file's path as soon as the file is complete,
         in the order they are written (the node starts sending them at once).
@@ -248,7 +248,7 @@ def write_dicom_results(
     if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
         results = job.in_two_processes()
     else:
-        results = job.maps()
+        results = job.measurement_report(job.maps())
         results.merge(job.others())
     log.info("series %s: %d DICOM result files in %s", cine.series_instance_uid,
              len(results.paths), out)
@@ -257,8 +257,8 @@ def write_dicom_results(
 
 @dataclass
 class _Writing:
-    """The DICOM results of one analysis, in two independent groups: the Parametric
-    Maps, and the rest (SR, SEG, captures)."""
+    """The DICOM results of one analysis, in two independent groups of about the same
+    work: the Parametric Maps and the SR, and the SEG and captures."""
 
     cine: CineSeries
     images: Sequence[Sequence[Dataset]]
@@ -281,6 +281,7 @@ class _Writing:
 
         results = DicomResults(on_written=written)
         cine, strain = self.cine, self.analysis.strain
+        shared: dict = {}  # each phase's source references, encoded once
         by_quantity = {"radial_strain": strain.radial_pct,
                        "circumferential_strain": strain.circumferential_pct}
         for quantity, spec in QUANTITIES.items():
@@ -292,25 +293,32 @@ class _Writing:
             for t, pm in enumerate(iter_parametric_maps(
                     cine, self.images, values, quantity, uids=self.uids,
                     series_number=SERIES_NUMBERS[quantity],
-                    mask=self.analysis.masks.myocardium if spec.masked else None)):
+                    mask=self.analysis.masks.myocardium if spec.masked else None,
+                    shared=shared)):
                 results.add("pm", pm, self.out / f"pm_{quantity}_t{t:02d}.dcm")
             del values
         return results
 
-    def others(self, on_written: Callable[[Path], None] | None = None) -> DicomResults:
-        """The SR, the SEG and the captures (``on_written``: instead of this writing's)."""
-        results = DicomResults(on_written=on_written or self.on_written)
-        cine, images, analysis, uids = self.cine, self.images, self.analysis, self.uids
-        myocardium = analysis.masks.myocardium
+    def measurement_report(self, results: DicomResults) -> DicomResults:
+        """The SR (series 910), added to ``results``."""
+        cine, images, analysis = self.cine, self.images, self.analysis
         ed = analysis.strain.ed_phase
         ed_images = [images[s][ed] for s in range(cine.n_slices)]
         ed_frames = [cine.sources[s][ed].frame_number for s in range(cine.n_slices)]
         sr = build_measurement_report(
-            self.report, _unique(images), uids=uids, series_number=SERIES_NUMBERS["sr"],
+            self.report, _unique(images), uids=self.uids, series_number=SERIES_NUMBERS["sr"],
             library_images=ed_images, library_frames=ed_frames,
-            regions=measured_regions(analysis.aha_labels, myocardium, ed_images, ed_frames,
-                                     analysis.masks.lv_cavity))
+            regions=measured_regions(analysis.aha_labels, analysis.masks.myocardium,
+                                     ed_images, ed_frames, analysis.masks.lv_cavity))
         results.add("sr", sr, self.out / "sr_report.dcm")
+        return results
+
+    def others(self, on_written: Callable[[Path], None] | None = None) -> DicomResults:
+        """The SEG and the captures (``on_written``: instead of this writing's)."""
+        results = DicomResults(on_written=on_written or self.on_written)
+        cine, images, analysis, uids = self.cine, self.images, self.analysis, self.uids
+        myocardium = analysis.masks.myocardium
+        ed = analysis.strain.ed_phase
         masks = {"myocardium": myocardium}
         for name in ("lv_cavity", "rv_cavity"):
             mask = getattr(analysis.masks, name)
@@ -336,7 +344,7 @@ class _Writing:
 
     def in_two_processes(self) -> DicomResults:
         """:meth:`others` in a forked process (it shares this one's arrays, copy on
-        write) while this one writes :meth:`maps`. The forked process names each file it
+        write) while this one writes :meth:`maps` and the SR. The forked process names each file it
         has written; they are passed to ``on_written`` here, between two maps.
 
         Raises
@@ -367,17 +375,17 @@ class _Writing:
                     outcome.append((kind, value))
 
         try:
-            results = self.maps(after_each=relay)
+            results = self.measurement_report(self.maps(after_each=relay))
             relay(block=True)
         finally:
             child.join()
             ours.close()
         status, value = outcome[0]
         if status == "died":
-            raise RuntimeError(f"the process writing the SR, SEG and captures died "
+            raise RuntimeError(f"the process writing the SEG and captures died "
                                f"(exit code {child.exitcode})")
         if status != "ok":
-            raise RuntimeError(f"writing the SR, SEG and captures failed: {value}")
+            raise RuntimeError(f"writing the SEG and captures failed: {value}")
         results.merge(DicomResults({k: [Path(p) for p in v] for k, v in value.items()}))
         return results
 
