@@ -73,7 +73,7 @@ def load_model(
     both pairings at once (they are tied by the composition-consistency loss).
     """
     payload = read_checkpoint(path)
-    cfg = dict(payload["config"])
+    cfg = {"upsampling": "bilinear", **payload["config"]}  # files from before the option
     if pairing is not None:
         cfg["pairing"] = pairing
     model = MotionModel(MotionConfig(**cfg))

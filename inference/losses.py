@@ -66,3 +66,23 @@ def end_point_error(pred: Tensor, truth: Tensor, weight: Tensor | None = None) -
         return epe.mean()
     weight = weight.expand_as(epe)
     return (epe * weight).sum() / weight.sum().clamp_min(1e-6)
+
+
+def gradient_error(pred: Tensor, truth: Tensor, mask: Tensor) -> Tensor:
+    """Mean absolute error of the spatial derivatives of ``(..., 2, H, W)`` fields.
+
+    Both fields in pixels: their finite differences are then the displacement gradient
+    (``F - I``), whose error is the error of strain. Only differences with both pixels
+    inside ``mask`` ``(H, W)`` count (strain is read in the myocardium; its edges are
+    where the motion of wall and blood part). Summed over the four components.
+    """
+    mask = mask.float()
+    total = pred.new_zeros(())
+    count = pred.new_zeros(())
+    for dim in (-2, -1):
+        both = mask.narrow(dim, 1, mask.shape[dim] - 1) * mask.narrow(dim, 0, mask.shape[dim] - 1)
+        diff = (pred.diff(dim=dim) - truth.diff(dim=dim)).abs().sum(dim=-3)  # (..., h, w)
+        both = both.expand_as(diff)
+        total = total + (diff * both).sum()
+        count = count + both.sum()
+    return total / count.clamp_min(1.0)

@@ -18,6 +18,7 @@ from inference.encoder import SiameseEncoder
 from inference.pairing import PAIRINGS, Pairing, make_pairs
 from inference.refine import CycleRefiner
 from inference.temporal import TEMPORALS, Temporal, make_temporal
+from inference.upsample import UPSAMPLINGS, Upsampling
 from inference.warp import compose_fields, compose_sequence, warp_image
 
 
@@ -43,6 +44,10 @@ class MotionConfig:
         same weights, composed onto the estimate (RAFT-style iterative refinement): large
         motion is found by the first pass, its last millimetre by the next on aligned
         frames. Does not change the weights, only how they are applied.
+    upsampling
+        How the decoder brings its stride-2 field to the model grid: ``"bilinear"``, or
+        ``"convex"`` (learned, keeps edges across the wall: see
+        :mod:`inference.upsample`). Model files from before this option are bilinear.
     grid_size
         Model grid, pixels per side.
     spacing_mm
@@ -56,6 +61,7 @@ class MotionConfig:
     decoder_width: int = 48
     refine: bool = True
     iterations: int = 1
+    upsampling: Upsampling = "bilinear"
     grid_size: int = 64
     spacing_mm: float = 2.0
 
@@ -68,6 +74,8 @@ class MotionConfig:
             raise ValueError("temporal refinement needs two or more scales")
         if any(not 0 <= i < len(self.channels) for i in self.temporal_levels):
             raise ValueError(f"temporal_levels {self.temporal_levels} outside channels")
+        if self.upsampling not in UPSAMPLINGS:
+            raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {self.upsampling!r}")
         if self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         stride = 2 ** len(self.channels)
@@ -86,8 +94,27 @@ class MotionConfig:
         """
         free = {"pairing", "iterations"}
         mine = {k: v for k, v in self.to_dict().items() if k not in free}
-        theirs = {k: v for k, v in other.items() if k not in free}
+        theirs = {k: v for k, v in _with_defaults_of_old_files(other).items() if k not in free}
         return mine == {k: tuple(v) if isinstance(v, list) else v for k, v in theirs.items()}
+
+    def extends(self, other: dict) -> bool:
+        """Whether this model is a stored one plus a convex upsampling head.
+
+        Such a model starts from the stored weights and behaves as it did (the head
+        starts as bilinear upsampling), so training can go on from them.
+        """
+        old = _with_defaults_of_old_files(other)
+        bilinear = MotionConfig(**{**self.to_dict(), "upsampling": "bilinear"})
+        return (
+            self.upsampling == "convex"
+            and old["upsampling"] == "bilinear"
+            and bilinear.same_weights_as(old)
+        )
+
+
+def _with_defaults_of_old_files(stored: dict) -> dict:
+    """A stored configuration with the fields added since it was written, as they were."""
+    return {"upsampling": "bilinear", **stored}
 
 
 class MotionModel(nn.Module):
@@ -105,7 +132,9 @@ class MotionModel(nn.Module):
         pair_ch = tuple(
             ch if i in config.temporal_levels else 2 * ch for i, ch in enumerate(config.channels)
         )
-        self.decoder = MotionDecoder(pair_ch, config.decoder_width)
+        self.decoder = MotionDecoder(
+            pair_ch, config.decoder_width, convex=config.upsampling == "convex"
+        )
         self.refiner = CycleRefiner() if config.refine else None
 
     def forward(self, frames: Tensor, pairing: Pairing | None = None) -> Tensor:

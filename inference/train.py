@@ -5,6 +5,8 @@ dataset, runs the model in *both* pairings, and minimises
 
 - end-point error (mm) against the phantom's truth, for the anchored fields and for the
   composed consecutive ones (myocardium weighted up),
+- error of the displacement gradient in the myocardium (the error of strain, which EPE
+  alone weighs too little: a wall's thickening is a small difference of displacements),
 - local NCC between ED and each frame warped onto it (unsupervised),
 - smoothness of the fields,
 - composition consistency: consecutive fields composed along the cycle against the
@@ -32,7 +34,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from inference.checkpoint import read_checkpoint, save_checkpoint
-from inference.losses import composition_consistency, end_point_error, local_ncc, smoothness
+from inference.losses import (
+    composition_consistency,
+    end_point_error,
+    gradient_error,
+    local_ncc,
+    smoothness,
+)
 from inference.model import MotionConfig, MotionModel
 from inference.pairing import cycle_order
 from inference.warp import compose_sequence, warp_image
@@ -52,6 +60,7 @@ class TrainSettings:
     smooth_weight: float = 0.02
     compose_weight: float = 0.1
     myocardium_weight: float = 4.0
+    gradient_weight: float = 0.0
     checkpoint_every: int = 200
     log_every: int = 20
     loader_workers: int = 0
@@ -122,7 +131,10 @@ def training_losses(
     spacing = float(sample["spacing_mm"])
     order = torch.from_numpy(cycle_order(frames.shape[0], int(sample["ed_phase"])))
     frames, truth = frames[order].unsqueeze(0), truth[order].unsqueeze(0)
-    weight = 1.0 + (settings.myocardium_weight - 1.0) * sample["myocardium"].float()
+    myocardium = sample["myocardium"].float()
+    weight = 1.0 + (settings.myocardium_weight - 1.0) * myocardium
+    grad_weight = settings.gradient_weight if supervised else 0.0
+    truth_px = truth[:, 1:] / spacing
 
     anchored = model(frames, pairing="anchored")
     steps = model(frames, pairing="consecutive")
@@ -131,6 +143,10 @@ def training_losses(
     t = frames.shape[1]
     epe_a = end_point_error(anchored * spacing, truth[:, 1:], weight)
     epe_c = end_point_error(composed * spacing, truth[:, 1:], weight)
+    grad = 0.5 * (
+        gradient_error(anchored, truth_px, myocardium)
+        + gradient_error(composed, truth_px, myocardium)
+    )
     fixed = frames[:, :1].expand(-1, t - 1, -1, -1, -1).flatten(0, 1)
     warped = warp_image(frames[:, 1:].flatten(0, 1), anchored.flatten(0, 1))
     ncc = local_ncc(fixed, warped)
@@ -138,6 +154,7 @@ def training_losses(
     compose = composition_consistency(steps, anchored)
     total = (
         epe_weight * 0.5 * (epe_a + epe_c)
+        + grad_weight * grad
         + settings.ncc_weight * ncc
         + settings.smooth_weight * smooth
         + settings.compose_weight * compose
@@ -151,15 +168,21 @@ def training_losses(
             estimate = model.refine_pass(frames, estimate)
         final = estimate[:, 1:]
         epe_r = end_point_error(final * spacing, truth[:, 1:], weight)
+        grad = gradient_error(final, truth_px, myocardium)
         ncc_r = local_ncc(fixed, warp_image(frames[:, 1:].flatten(0, 1), final.flatten(0, 1)))
         total = (
             0.5 * total
             + epe_weight * epe_r
+            + grad_weight * grad
             + settings.ncc_weight * ncc_r
             + settings.smooth_weight * smoothness(final)
         )
         refined = {"epe_refined_mm": epe_r} if supervised else {}
-    epe = {"epe_anchored_mm": epe_a, "epe_consecutive_mm": epe_c} if supervised else {}
+    epe = (
+        {"epe_anchored_mm": epe_a, "epe_consecutive_mm": epe_c, "gradient": grad}
+        if supervised
+        else {}
+    )
     return {
         "total": total,
         **refined,
@@ -207,9 +230,15 @@ def train(
         log.info("resuming %s at step %d", out, step)
     elif init is not None:
         state = read_checkpoint(init)
-        if not model_config.same_weights_as(state["config"]):
+        if model_config.same_weights_as(state["config"]):
+            model.load_state_dict(state["state_dict"])
+        elif model_config.extends(state["config"]):
+            missing, unexpected = model.load_state_dict(state["state_dict"], strict=False)
+            if unexpected or any(not k.startswith("decoder.upsample.") for k in missing):
+                raise ValueError(f"{init} does not match this run's model: {missing + unexpected}")
+            log.info("the convex upsampling head starts as bilinear upsampling")
+        else:
             raise ValueError(f"{init} has another model configuration than this run")
-        model.load_state_dict(state["state_dict"])
         log.info("starting %s from the weights of %s", out, init)
     # The schedule is a pure function of the step, so a run can be resumed, and extended
     # with a larger ``steps``, without any scheduler state.

@@ -50,6 +50,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=model.iterations,
         help="passes per cycle (2+: iterative refinement on aligned frames)",
     )
+    parser.add_argument(
+        "--upsampling",
+        choices=("bilinear", "convex"),
+        default=model.upsampling,
+        help="decoder field to the model grid (convex: learned, keeps edges; --init from a "
+        "bilinear model adds the head)",
+    )
+    parser.add_argument(
+        "--gradient-weight",
+        type=float,
+        default=defaults.gradient_weight,
+        help="weight of the displacement-gradient (strain) error in the myocardium",
+    )
     parser.add_argument("--grid-size", type=int, default=model.grid_size)
     parser.add_argument("--spacing-mm", type=float, default=model.spacing_mm)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -93,11 +106,16 @@ def run(args: argparse.Namespace) -> int:
     config = MotionConfig(
         temporal=args.temporal,
         iterations=args.iterations,
+        upsampling=args.upsampling,
         grid_size=args.grid_size,
         spacing_mm=args.spacing_mm,
     )
     settings = TrainSettings(
-        steps=args.steps, lr=args.lr, seed=args.seed, loader_workers=args.workers
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+        gradient_weight=args.gradient_weight,
+        loader_workers=args.workers,
     )
     # Training draws seeds below 100000 by construction (item i -> (seed, i)); the
     # benchmarks use held-out case seeds from 900000 up.

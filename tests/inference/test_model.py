@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from inference.losses import gradient_error
 from inference.model import MotionConfig, MotionModel
 from inference.pairing import cycle_order, make_pairs
 from inference.preprocess import ModelGrid
 from inference.train import TrainSettings, training_losses
+from inference.upsample import ConvexUpsampler
 from inference.warp import compose_sequence
 
 VARIANTS = [(t, p) for t in ("gru", "transformer", "none") for p in ("anchored", "consecutive")]
@@ -175,3 +178,48 @@ def test_a_refining_training_step_supervises_the_last_pass() -> None:
         losses = training_losses(model, sample, TrainSettings(), step)
         losses["total"].backward()
         assert torch.isfinite(losses["epe_refined_mm"])
+
+
+def test_convex_upsampling_starts_as_bilinear() -> None:
+    """A new convex head reproduces bilinear upsampling, so --init keeps a model's behaviour."""
+    torch.manual_seed(0)
+    flow = torch.randn(3, 2, 16, 16)
+    feats = torch.randn(3, 24, 16, 16)
+    head = ConvexUpsampler(24, factor=2)
+    expected = 2 * F.interpolate(flow, size=(32, 32), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(head(flow, feats), expected, atol=1e-5, rtol=0)
+
+
+def test_convex_upsampling_is_a_convex_combination() -> None:
+    """Whatever the learned weights, a uniform field stays uniform (scaled to the fine grid)."""
+    torch.manual_seed(0)
+    head = ConvexUpsampler(8, factor=2)
+    torch.nn.init.normal_(head.mask.weight, std=1.0)
+    flow = torch.ones(1, 2, 8, 8) * torch.tensor([1.5, -0.5]).view(1, 2, 1, 1)
+    fine = head(flow, torch.randn(1, 8, 8, 8))
+    torch.testing.assert_close(fine, 2 * flow[..., :1, :1].expand(1, 2, 16, 16))
+
+
+def test_convex_model_extends_a_bilinear_file() -> None:
+    """Training may start a convex model from a bilinear one; other changes are refused."""
+    old = {k: v for k, v in MotionConfig().to_dict().items() if k != "upsampling"}
+    assert MotionConfig(upsampling="convex").extends(old)
+    assert MotionConfig().same_weights_as(old)
+    assert not MotionConfig(upsampling="convex", decoder_width=32).extends(old)
+    with pytest.raises(ValueError, match="upsampling"):
+        MotionConfig(upsampling="nearest")
+
+
+def test_gradient_error_is_the_strain_error() -> None:
+    """A field that is right up to a constant has no gradient error; a uniform stretch
+    missed by 5 % has an error of 0.05 per stretched component, inside the mask only."""
+    rows = torch.arange(32.0).view(32, 1).expand(32, 32)
+    truth = torch.stack((0.10 * rows, torch.zeros(32, 32)))[None]
+    mask = torch.zeros(32, 32)
+    mask[8:24, 8:24] = 1
+    assert gradient_error(truth + 3.0, truth, mask).item() == pytest.approx(0.0, abs=1e-6)
+    pred = torch.stack((0.15 * rows, torch.zeros(32, 32)))[None]
+    # row differences (16 x 15 pairs) err by 0.05, column differences (15 x 16) by 0
+    assert gradient_error(pred, truth, mask).item() == pytest.approx(0.05 * 0.5, rel=1e-5)
+    pred[..., :8, :] += 100.0  # outside the mask
+    assert gradient_error(pred, truth, mask).item() == pytest.approx(0.05 * 0.5, rel=1e-5)
