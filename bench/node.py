@@ -15,6 +15,8 @@ each receiver in turn, repeats interleaved so that load changes hit all alike:
 - ``pynetdicom no-op``: a handler that answers Success and writes nothing (the floor of
   any pynetdicom receiver on this machine).
 
+Both bare pynetdicom receivers accept PDUs as large as the node's default ``node.max_pdu``.
+
 It also measures, in the same run, the latency of one write + fsync of an instance-sized
 file on the spool's disk (the floor of any receiver that acknowledges only durable data:
 ``storescu`` waits for each answer before it sends the next instance). Both DCMTK tools
@@ -165,7 +167,10 @@ def bare_server(mode: str, port: int, out: Path) -> None:
             os.fsync(fh.fileno())
         return 0x0000
 
+    from config.schema import NodeSection
+
     ae = AE(ae_title="CINESTRAIN")
+    ae.maximum_pdu_size = NodeSection().max_pdu  # the node's default: a like-for-like floor
     ae.add_supported_context(Verification)
     ae.add_supported_context(MRImageStorage)
     ae.start_server(("127.0.0.1", port), block=True,
@@ -240,8 +245,9 @@ def profile_receive(files: list[Path], work: Path) -> str:
     [assoc] = [p for n, p in profiles if n == "Association"]
     out.write("\n--- the C-STORE handler, cumulative\n")
     pstats.Stats(assoc, stream=out).sort_stats("cumtime").print_stats(
-        r"handlers.py.*(handle_store|read_header)|spool.py.*(store|write_atomic|check_space)"
-        r"|index.py.*add_instance|encoded_dataset|posix.fsync|dimse.py.*send_msg"
+        r"handlers.py.*(handle_store|read_header|check_lengths)|filemeta.py.*file_header"
+        r"|spool.py.*(store|write_atomic|check_space)|index.py.*add_instance"
+        r"|encoded_dataset|posix.fsync|dimse.py.*send_msg"
     )
     return out.getvalue()
 

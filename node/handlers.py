@@ -1,10 +1,11 @@
 """DIMSE service handlers of the SCP: one plain function per event.
 
 What a handler needs is bound with pynetdicom's 3-tuple ``(event, handler, [args])``,
-never through globals. The C-STORE handler writes the encoded dataset as it came off the
-wire (no pixel decoding) durably to the spool, records it in the index and only then
-answers Success; every failure gets its own status and one log line naming the caller
-and the SOP Instance UID (never patient data).
+never through globals. The C-STORE handler parses the dataset as it came off the wire
+once (raw elements, no pixel decoding; every declared length checked), writes the file
+header (:mod:`node.filemeta`) and that same dataset durably to the spool, records it in
+the index and only then answers Success; every failure gets its own status and one log
+line naming the caller and the SOP Instance UID (never patient data).
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ import ipaddress
 import logging
 import sqlite3
 import time
+import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 from io import BytesIO
 
-from pydicom import dcmread
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import UID
+from pydicom.values import convert_UI
 from pynetdicom.events import Event
 
 from config.schema import NodeSection
 from node.errors import InvalidInstanceError, OutOfSpaceError, SpoolError
+from node.filemeta import file_header
 from node.index import Index, InstanceRecord
 from node.spool import Spool, is_safe_uid
 
@@ -32,6 +38,13 @@ log = logging.getLogger(__name__)
 
 #: the length of a sequence or item whose end is marked by a delimiter
 UNDEFINED_LENGTH = 0xFFFFFFFF
+#: the dataset's UIDs the C-STORE handler reads, by keyword
+DATASET_UIDS = {
+    "StudyInstanceUID": 0x0020000D,
+    "SeriesInstanceUID": 0x0020000E,
+    "SOPInstanceUID": 0x00080018,
+    "SOPClassUID": 0x00080016,
+}
 
 
 class StoreStatus(IntEnum):
@@ -147,17 +160,15 @@ def handle_released(event: Event) -> None:
     log.info("association from %s ended", peer_of(event))
 
 
-def _is_sequence(raw: object) -> bool:
+def _is_sequence(raw: RawDataElement | DataElement) -> bool:
     """Whether an element (raw or converted) is a sequence."""
-    if isinstance(getattr(raw, "value", None), Sequence):
-        return True
-    vr = getattr(raw, "VR", None)
+    vr = raw.VR
     if vr is None:  # implicit VR: the dictionary says
         try:
             vr = dictionary_VR(raw.tag)
         except KeyError:
-            return False
-    return vr == "SQ"
+            vr = None
+    return vr == "SQ" or isinstance(raw.value, Sequence)
 
 
 def check_lengths(ds: Dataset) -> None:
@@ -173,33 +184,54 @@ def check_lengths(ds: Dataset) -> None:
     """
     for tag in list(ds.keys()):
         raw = ds.get_item(tag)
-        length = getattr(raw, "length", UNDEFINED_LENGTH)
-        value = getattr(raw, "value", None)
-        if length != UNDEFINED_LENGTH and isinstance(value, bytes) and len(value) != length:
-            raise InvalidInstanceError(
-                f"element {tag} declares {length} bytes, the data holds {len(value)}"
-            )
+        value = raw.value
+        if isinstance(value, bytes):
+            length = getattr(raw, "length", UNDEFINED_LENGTH)  # a DataElement has none
+            if length != UNDEFINED_LENGTH and len(value) != length:
+                raise InvalidInstanceError(
+                    f"element {tag} declares {length} bytes, the data holds {len(value)}"
+                )
         if _is_sequence(raw):
             for item in ds[tag].value:  # converts this sequence only: parses its items
                 check_lengths(item)
 
 
-def read_header(data: bytes) -> Dataset:
-    """Parse an encoded instance (file meta plus dataset) without converting its values.
+def read_header(dataset: bytes, transfer_syntax: UID) -> Dataset:
+    """Parse a received dataset (no file meta) without converting its values.
+
+    Parameters
+    ----------
+    dataset
+        The dataset as sent, encoded in ``transfer_syntax`` (deflated ones are inflated).
+    transfer_syntax
+        The presentation context's transfer syntax.
 
     Raises
     ------
     InvalidInstanceError
-        The bytes do not parse as DICOM.
+        The bytes do not parse as a dataset.
     """
     try:
-        ds = dcmread(BytesIO(data), force=False)
+        if transfer_syntax.is_deflated:
+            dataset = zlib.decompress(dataset, -zlib.MAX_WBITS)
+        ds = read_dataset(
+            BytesIO(dataset), transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian
+        )
         check_lengths(ds)
     except InvalidInstanceError:
         raise
     except Exception as exc:  # untrusted input: any parse failure is "cannot understand"
         raise InvalidInstanceError(f"{type(exc).__name__}: {exc}") from exc
     return ds
+
+
+def uid_value(ds: Dataset, tag: int) -> str:
+    """A UID element's value read from its raw bytes, without the Dataset's conversion
+    and validation (the caller checks it); "" when absent or not encoded as a value."""
+    raw = ds.get_item(tag)
+    if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes):
+        return ""
+    return str(convert_UI(raw.value, raw.is_little_endian)).strip()
 
 
 def handle_store(event: Event, ctx: StoreContext) -> int:
@@ -214,16 +246,14 @@ def handle_store(event: Event, ctx: StoreContext) -> int:
     peer = peer_of(event)
     request = event.request
     sop_uid = str(request.AffectedSOPInstanceUID)
+    transfer_syntax = event.context.transfer_syntax
+    dataset = event.encoded_dataset(include_meta=False)
     try:
-        data = event.encoded_dataset(include_meta=True)
-        ds = read_header(data)
+        ds = read_header(dataset, transfer_syntax)
     except InvalidInstanceError as exc:
         log.warning("C-STORE %s from %s: cannot parse dataset (%s)", sop_uid, peer, exc)
         return StoreStatus.CANNOT_UNDERSTAND
-    uids = {
-        key: str(ds.get(key, "") or "").strip()
-        for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
-    }
+    uids = {key: uid_value(ds, tag) for key, tag in DATASET_UIDS.items()}
     bad = [k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not is_safe_uid(uids[k])]
     if bad:
         log.warning("C-STORE %s from %s: missing or unusable %s", sop_uid, peer, ", ".join(bad))
@@ -239,8 +269,9 @@ def handle_store(event: Event, ctx: StoreContext) -> int:
         log.warning("C-STORE from %s: unusable SOP Instance UID %r", peer, sop_uid)
         return StoreStatus.MISSING_UIDS
     study, series = uids["StudyInstanceUID"], uids["SeriesInstanceUID"]
+    header = file_header(uids["SOPClassUID"], sop_uid, transfer_syntax)
     try:
-        stored = ctx.spool.store(data, study, series, sop_uid)
+        stored = ctx.spool.store((header, dataset), study, series, sop_uid)
     except OutOfSpaceError as exc:
         log.error("C-STORE %s from %s refused, out of resources: %s", sop_uid, peer, exc)
         return StoreStatus.OUT_OF_RESOURCES
@@ -254,7 +285,7 @@ def handle_store(event: Event, ctx: StoreContext) -> int:
         series_uid=series,
         path=stored.path,
         size=stored.size,
-        transfer_syntax=str(event.context.transfer_syntax),
+        transfer_syntax=str(transfer_syntax),
         calling_ae=event.assoc.requestor.ae_title.strip(),
         received_at=time.time(),
         calling_host=event.assoc.requestor.address,

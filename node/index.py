@@ -198,23 +198,21 @@ class Index:
             True when the SOP Instance UID was new.
         """
         with self._tx() as db:
-            new = db.execute(
-                "SELECT 1 FROM instances WHERE sop_instance_uid = ?", (rec.sop_instance_uid,)
-            ).fetchone() is None
-            db.execute(
+            (copies,) = db.execute(
                 "INSERT INTO instances (sop_instance_uid, sop_class_uid, study_uid, series_uid,"
                 " path, size, transfer_syntax, calling_ae, received_at, calling_host)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (sop_instance_uid) DO UPDATE SET path = excluded.path,"
                 " size = excluded.size, transfer_syntax = excluded.transfer_syntax,"
                 " received_at = excluded.received_at, calling_ae = excluded.calling_ae,"
-                " calling_host = excluded.calling_host, copies = copies + 1",
+                " calling_host = excluded.calling_host, copies = copies + 1"
+                " RETURNING copies",
                 (
                     rec.sop_instance_uid, rec.sop_class_uid, rec.study_uid, rec.series_uid,
                     str(rec.path), rec.size, rec.transfer_syntax, rec.calling_ae,
                     rec.received_at, rec.calling_host,
                 ),
-            )
+            ).fetchone()
             db.execute(
                 "INSERT INTO studies (study_uid, calling_ae, first_received, last_received,"
                 " next_scan_at) VALUES (?, ?, ?, ?, ?)"
@@ -230,7 +228,7 @@ class Index:
                 " VALUES (?, ?, ?, ?) ON CONFLICT (series_uid) DO NOTHING",
                 (rec.series_uid, rec.study_uid, SeriesState.RECEIVED, rec.received_at),
             )
-        return new
+        return copies == 1
 
     def instance(self, sop_instance_uid: str) -> dict[str, Any] | None:
         """The row of one instance."""

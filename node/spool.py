@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,8 @@ _TEMP = re.compile(
     r"^\.(?P<name>.+)\.(?P<crc>[0-9a-f]{8})\.[0-9a-f]{8}" + re.escape(PARTIAL_SUFFIX) + "$"
 )
 _MIB = 1024 * 1024
+#: what a file is written from: bytes, or parts (such as a header and a dataset) in order
+Content = bytes | Sequence[bytes | memoryview]
 #: free space is measured again after this many seconds (statvfs costs ~2 ms here) ...
 SPACE_RECHECK_S = 1.0
 #: ... or whenever the estimate comes within this many bytes of the floor
@@ -62,14 +64,39 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def temp_name(path: Path, data: bytes) -> Path:
+def as_parts(data: Content) -> list[memoryview]:
+    """The content as a list of byte views (one for plain bytes), empty parts dropped."""
+    parts = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+    return [memoryview(part) for part in parts if len(part)]
+
+
+def content_size(data: Content) -> int:
+    """Bytes in the content."""
+    return sum(part.nbytes for part in as_parts(data))
+
+
+def temp_name(path: Path, data: Content) -> Path:
     """The temporary file that becomes ``path``, named with the CRC-32 of ``data``."""
-    crc = zlib.crc32(data) & 0xFFFFFFFF
+    crc = 0
+    for part in as_parts(data):
+        crc = zlib.crc32(part, crc)
     return path.with_name(f".{path.name}.{crc:08x}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
 
 
-def write_atomic(path: Path, data: bytes, *, fsync_directory: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically and durably.
+def write_all(fd: int, data: Content) -> None:
+    """Write every part to ``fd`` in order, one ``writev`` call when the system takes it all."""
+    parts = as_parts(data)
+    while parts:
+        written = os.writev(fd, parts)
+        while parts and written >= parts[0].nbytes:
+            written -= parts.pop(0).nbytes
+        if written:
+            parts[0] = parts[0][written:]
+
+
+def write_atomic(path: Path, data: Content, *, fsync_directory: bool = True) -> None:
+    """Write ``data`` (bytes, or parts written one after the other) to ``path``
+    atomically and durably.
 
     Temp file in the same folder (named by :func:`temp_name`), fsync, rename over
     ``path``, then (``fsync_directory``) fsync the folder. On any error the temp file is
@@ -80,9 +107,7 @@ def write_atomic(path: Path, data: bytes, *, fsync_directory: bool = True) -> No
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -186,9 +211,12 @@ class Spool:
             self._free_estimate = estimate
 
     def store(
-        self, data: bytes, study_uid: str, series_uid: str, sop_instance_uid: str
+        self, data: Content, study_uid: str, series_uid: str, sop_instance_uid: str
     ) -> StoredInstance:
         """Write one encoded instance (preamble, file meta and dataset) durably.
+
+        ``data`` may be parts written one after the other (the file header, then the
+        dataset as received), so that the instance is never copied into one buffer.
 
         Raises
         ------
@@ -198,14 +226,15 @@ class Spool:
             A UID cannot name a file, or the write failed (nothing half-written remains).
         """
         path = self.path_for(study_uid, series_uid, sop_instance_uid)
-        self.check_space(len(data))
+        size = content_size(data)
+        self.check_space(size)
         try:
             self._make_dirs(path.parent)
             duplicate = path.exists()
             write_atomic(path, data, fsync_directory=self.fsync_directory)
         except OSError as exc:
             raise SpoolError(f"cannot write {path}: {exc}") from exc
-        return StoredInstance(path, len(data), duplicate)
+        return StoredInstance(path, size, duplicate)
 
     def _make_dirs(self, folder: Path) -> None:
         """Create the study and series folders durably (their entries fsync'ed)."""

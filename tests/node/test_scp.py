@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.uid import RLELossless
+from pydicom.uid import DeflatedExplicitVRLittleEndian, RLELossless
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 
@@ -63,6 +63,17 @@ def test_compressed_transfer_syntax_is_stored_as_sent(receiver, make_study, tmp_
     row = receiver.index.instance(dcmread(files[0]).SOPInstanceUID)
     assert row["transfer_syntax"] == RLELossless
     assert dcmread(row["path"]).file_meta.TransferSyntaxUID == RLELossless
+
+
+def test_deflated_dataset_is_parsed_and_stored_as_sent(receiver, cine_files):
+    result = storescu(receiver.cfg, cine_files[0], extra=("-xd",))
+    assert result.returncode == 0, result.stderr
+    source = dcmread(cine_files[0])
+    row = receiver.index.instance(source.SOPInstanceUID)
+    assert row["transfer_syntax"] == DeflatedExplicitVRLittleEndian
+    stored = dcmread(row["path"])
+    assert stored.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    assert stored.PixelData == source.PixelData
 
 
 def _association_result(cfg, calling: str, called: str):

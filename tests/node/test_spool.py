@@ -9,7 +9,7 @@ from dicom_io.mr import write_cine_classic
 from node.errors import OutOfSpaceError
 from node.index import Index
 from node.service import reconcile
-from node.spool import Spool, temp_name
+from node.spool import Spool, temp_name, write_all
 from node.states import PARTIAL_SUFFIX
 
 
@@ -29,6 +29,38 @@ def test_store_leaves_only_the_final_file(tmp_path, instance, fsync_directory):
     assert spool.store(*instance).duplicate
     assert list(spool.iter_instances()) == [stored.path]
     assert not list(spool.root.rglob(f"*{PARTIAL_SUFFIX}"))
+
+
+def test_parts_are_written_in_order_and_named_by_the_whole_crc(tmp_path, instance):
+    """A header and a dataset written as two parts: the same file, the same CRC-32 in the
+    temporary name (what recovery checks) as the joined bytes."""
+    data, study, series, sop = instance
+    parts = (data[:388], memoryview(data)[388:])
+    stored = Spool(tmp_path / "spool", 1).store(parts, study, series, sop)
+    assert stored.path.read_bytes() == data and stored.size == len(data)
+    assert temp_name(stored.path, parts).name.split(".")[-3] == (
+        temp_name(stored.path, data).name.split(".")[-3]
+    )
+
+
+def test_short_writes_continue_where_they_stopped(tmp_path, monkeypatch):
+    """``writev`` may write less than asked (signals, a full quota): the rest follows."""
+    import os
+
+    real_writev = os.writev
+
+    def at_most_5_bytes(fd, buffers):
+        first = bytes(buffers[0])[:5]
+        return real_writev(fd, [first])
+
+    monkeypatch.setattr(os, "writev", at_most_5_bytes)
+    target = tmp_path / "out"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT)
+    try:
+        write_all(fd, [b"0123456789abc", b"", memoryview(b"defgh"), b"ij"])
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == b"0123456789abcdefghij"
 
 
 def test_power_loss_between_fsync_and_rename_is_recovered(tmp_path, instance):
