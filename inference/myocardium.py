@@ -70,9 +70,9 @@ ENDO_LEVEL = 0.3
 ENDO_SUSTAIN_MM = 2.5
 #: profiles are blurred along the angle over this arc, mm (trabeculae and the blood
 #: between them average to a grey; the compact wall stays dark)
-ENDO_ARC_MM = 4.0
+ENDO_ARC_MM = 8.0
 #: the compact wall is looked for this far beyond the blood pool's edge, mm
-ENDO_WALL_MM = 8.0
+ENDO_WALL_MM = 10.0
 #: ... and the endocardium up to this far beyond it, mm
 ENDO_REACH_MM = 12.0
 #: the epicardium is the first crossing, within this distance of the endocardium (mm),
@@ -80,7 +80,10 @@ ENDO_REACH_MM = 12.0
 EPI_REACH_MM = 12.0
 #: ... or darker than this fraction of the wall (lung, pericardium): the wall's own
 #: shading and noise reach well below its median
-EPI_DARK = 0.3
+EPI_DARK = 0.4
+#: ... or brighter than the wall by this fraction of the blood-wall contrast (fat, blood of
+#: the RV): a lower bar than halfway, which let the epicardium run into bright fat
+EPI_BRIGHT = 0.35
 #: the anchor slice cuts the LV between base and apex at ED: a blood pool at least this
 #: large (a 28 mm circle), which leaves out round vessels of the chest wall and mediastinum
 ANCHOR_MIN_MM2 = 600.0
@@ -283,6 +286,28 @@ def _convex_hull(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _convex_radii(angles: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """Radii along ``angles`` of the convex hull of the closed curve ``radii(angles)``
+    (mm, about a centre inside it): papillary muscles and trabeculae that the compact-wall
+    edge bends around are cavity (SCMR), and the LV cavity is convex in short axis at ED."""
+    points = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+    try:
+        vertices = points[ConvexHull(points).vertices]
+    except QhullError:
+        return radii
+    a, b = vertices, np.roll(vertices, -1, axis=0)
+    d = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    # t d = a + s (b - a): per ray and hull edge, by Cramer's rule
+    e = b - a
+    det = d[:, None, 0] * -e[None, :, 1] + d[:, None, 1] * e[None, :, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (a[None, :, 0] * -e[None, :, 1] + a[None, :, 1] * e[None, :, 0]) / det
+        s = (d[:, None, 0] * a[None, :, 1] - d[:, None, 1] * a[None, :, 0]) / det
+    hit = (np.abs(det) > 1e-12) & (s >= -1e-9) & (s <= 1.0 + 1e-9) & (t > 0)
+    out = np.where(hit, t, np.inf).min(axis=1)
+    return np.where(np.isfinite(out), np.maximum(out, radii), radii)
+
+
 def _running_mean(prof: np.ndarray, n: int) -> np.ndarray:
     """Mean of each profile over the ``n`` samples starting at every radius (outwards)."""
     return ndimage.convolve1d(prof, np.full(n, 1.0 / n), axis=1, mode="nearest",
@@ -354,12 +379,13 @@ def _ring(frame: np.ndarray, pool: np.ndarray, spacing: tuple[float, float]
     endo = _fourier_fit(angles, np.where(valid, endo_raw, 0.0), valid, 4, inward_tolerance=1.0)
     if endo is None:
         return None
+    endo = _convex_radii(angles, endo)
     blood = float(np.median(frame[pool]))
     near = (radii[None, :] > endo[:, None] + 1.0) & (radii[None, :] < endo[:, None] + 4.0)
     myo = float(np.median(prof[near]))
     if not myo < 0.75 * blood:
         return None
-    high, low = 0.5 * (blood + myo), EPI_DARK * myo
+    high, low = myo + EPI_BRIGHT * (blood - myo), EPI_DARK * myo
     epi_raw = np.full(N_RAYS, np.nan)
     for i in range(N_RAYS):
         window = (radii >= endo[i] + WALL_MM[0]) & (radii <= endo[i] + EPI_REACH_MM)
