@@ -42,6 +42,7 @@ from inference.myocardium import (
     segment_myocardium,
 )
 from inference.phantom.case import PhantomCase, generate_case
+from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
 
 HELD_OUT_SEED = 900_000
 
@@ -106,14 +107,19 @@ def case_metrics(case: PhantomCase, order: np.ndarray, u: np.ndarray, masks: Myo
 
 
 def displacement(source: str, case: PhantomCase, order: np.ndarray, pixels: np.ndarray,
-                 model: object) -> np.ndarray:
-    """``[S, T, 2, H, W]`` mm in the reader's slice order from the truth, model or demons."""
+                 model: object, masks: MyocardiumMasks) -> np.ndarray:
+    """``[S, T, 2, H, W]`` mm in the reader's slice order from the truth, model or demons.
+
+    The model's grid is centred as the product centres it (``node.pipeline``): on the LV
+    centres of the myocardium in use, else the heart centre of the cine."""
     ed = case.truth.ed_phase
     spacing = tuple(float(v) for v in case.params.geometry.spacing)
     if source == "truth":
         return case.truth.displacement[order]
     if source == "model":
-        return estimate_motion(pixels, spacing, ed, model)
+        coarse = find_heart_centres(normalise_intensity(pixels), spacing)
+        return estimate_motion(pixels, spacing, ed, model,
+                               centres=motion_centres(coarse, masks.lv_centres))
     return demons_motion(pixels, spacing, ed)
 
 
@@ -157,9 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             if masks is None:
                 continue
             start = time.perf_counter()
-            if source not in cache:
-                cache[source] = displacement(source, case, order, pixels, model)
-            m = case_metrics(case, order, cache[source], masks)
+            # the model's crop follows the masks' LV centres; the others do not use them
+            key = method if source == "model" else source
+            if key not in cache:
+                cache[key] = displacement(source, case, order, pixels, model, masks)
+            m = case_metrics(case, order, cache[key], masks)
             m["case"] = i
             m["seconds"] = time.perf_counter() - start
             rows[method].append(m)
