@@ -73,6 +73,17 @@ ENDO_SUSTAIN_MM = 2.5
 ENDO_ARC_MM = 8.0
 #: the compact wall is looked for this far beyond the blood pool's edge, mm
 ENDO_WALL_MM = 10.0
+#: a compact wall is darker than this fraction of the ray's blood (bSSFP myocardium is a
+#: third to a half of blood; a grey band brighter than this next to the pool is
+#: trabeculated cavity, papillary muscle or slow blood: Sunnybrook SCD0000201's lateral wall
+#: lies behind 10 mm of it on mid slices) ...
+WALL_MAX_Q = 0.55
+#: ... and where none is that dark within ENDO_WALL_MM, it is looked for up to this far
+#: beyond the pool's edge, mm
+ENDO_WALL_FAR_MM = 20.0
+#: ... unless the profile climbs back to this fraction of the blood on the way: blood
+#: behind a grey dip is another chamber (the RV behind a thin, partial-volumed septum)
+REBRIGHT_Q = 0.7
 #: ... and the endocardium up to this far beyond it, mm
 ENDO_REACH_MM = 12.0
 #: the epicardium is the first crossing, within this distance of the endocardium (mm),
@@ -322,7 +333,9 @@ def _compact_wall_edge(prof: np.ndarray, radii: np.ndarray, pool_edge: np.ndarra
     the angle over :data:`ENDO_ARC_MM` of arc (trabeculae, interleaved with blood, fade
     to a grey that the compact wall, a continuous band, does not). The level lies
     :data:`ENDO_LEVEL` of the way from the wall (the darkest 2 mm within
-    :data:`ENDO_WALL_MM` beyond the pool's edge, smoothed along the angle) to the blood; the
+    :data:`ENDO_WALL_MM` beyond the pool's edge, or, where nothing there is darker than
+    :data:`WALL_MAX_Q` and the profile does not climb back to :data:`REBRIGHT_Q` on the
+    way, within :data:`ENDO_WALL_FAR_MM`; smoothed along the angle) to the blood; the
     endocardium is where the profile, from halfway to the pool's edge outwards, first falls
     below it for :data:`ENDO_SUSTAIN_MM`, at sub-sample precision.
     """
@@ -342,14 +355,27 @@ def _compact_wall_edge(prof: np.ndarray, radii: np.ndarray, pool_edge: np.ndarra
     darkest = _running_mean(q, max(1, int(round(2.0 / step))))
     window = ((radii[None] >= pool_edge[:, None] - 2.0)
               & (radii[None] <= pool_edge[:, None] + ENDO_WALL_MM))
-    wall = ndimage.median_filter(np.where(window, darkest, np.inf).min(axis=1), size=9,
-                                 mode="wrap")
+    near_dark = np.where(window, darkest, np.inf)
+    wall = near_dark.min(axis=1)
+    far_window = ((radii[None] >= pool_edge[:, None] - 2.0)
+                  & (radii[None] <= pool_edge[:, None] + ENDO_WALL_FAR_MM))
+    far_dark = np.where(far_window, darkest, np.inf)
+    far = wall > WALL_MAX_Q
+    for i in np.nonzero(far)[0]:
+        a, b = int(np.argmin(near_dark[i])), int(np.argmin(far_dark[i]))
+        if b <= a or q[i, a:b].max() >= REBRIGHT_Q:
+            far[i] = False
+    wall = np.where(far, far_dark.min(axis=1), wall)
+    # the rays next to one whose wall lies far may reach as far
+    far = ndimage.maximum_filter1d(far, 3, mode="wrap")
+    wall = ndimage.median_filter(wall, size=9, mode="wrap")
     levels = wall + ENDO_LEVEL * (1.0 - wall)
     out = np.full(n_rays, np.nan)
     for i, edge in enumerate(pool_edge):
         level = levels[i]
         j0 = max(int(0.5 * edge / step), 1)
-        j1 = min(int((edge + ENDO_REACH_MM) / step), len(radii) - n_sustain - 1)
+        reach = ENDO_REACH_MM + (ENDO_WALL_FAR_MM - ENDO_WALL_MM if far[i] else 0.0)
+        j1 = min(int((edge + reach) / step), len(radii) - n_sustain - 1)
         hits = np.nonzero(sustained[i, j0:j1] < level)[0]
         if not hits.size:
             continue
