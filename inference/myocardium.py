@@ -14,9 +14,10 @@ Two sources give the same :class:`MyocardiumMasks`:
      already found, of the LV's own surroundings);
   2. rays from its centroid give the endocardium (inner edge of the compact wall: the
      first sustained fall of the profile, relative to the ray's own blood and blurred along
-     the angle, to 30% from wall to blood; trabeculae and papillary muscles stay in the
-     cavity, as a reader draws it) and the epicardium (first crossing into bright fat /
-     RV blood, or into the dark pericardium / lung);
+     the angle, to 30% from wall to blood, the wall looked for further out behind a grey
+     band; trabeculae and papillary muscles stay in the cavity, as a reader draws it) and
+     the epicardium (first crossing into bright fat / RV blood, or into the dark
+     pericardium / lung, relative to the wall next to the ray where that is dimmer);
   3. both radii are fitted with a low-order Fourier series of the angle (the wall is
      smooth and of slowly varying thickness), robustly;
   4. the RV blood pool is the bright region that touches the septum; the two ends of
@@ -90,7 +91,8 @@ ENDO_REACH_MM = 12.0
 #: into tissue brighter than halfway from wall to blood (fat, RV blood) ...
 EPI_REACH_MM = 12.0
 #: ... or darker than this fraction of the wall (lung, pericardium): the wall's own
-#: shading and noise reach well below its median
+#: shading and noise reach well below its median; the wall next to the ray where that is
+#: dimmer than the slice's
 EPI_DARK = 0.4
 #: ... or brighter than the wall by this fraction of the blood-wall contrast (fat, blood of
 #: the RV): a lower bar than halfway, which let the epicardium run into bright fat
@@ -418,9 +420,19 @@ def _ring(frame: np.ndarray, pool: np.ndarray, spacing: tuple[float, float]
     myo = float(np.median(prof[near]))
     if not myo < 0.75 * blood:
         return None
-    high, low = myo + EPI_BRIGHT * (blood - myo), EPI_DARK * myo
+    high = myo + EPI_BRIGHT * (blood - myo)
+    # the dark bar follows the wall where it is dimmer than the slice's (coil shading: the
+    # signal falls with the distance from the coil, and the lateral wall of a dilated LV,
+    # far from it, is as dim as the slice's bar: SCD0000201's mid slices, wall 0.1, bar
+    # 0.08, so the epicardium stopped inside it), never where it is brighter (a grey band
+    # of trabeculae or partial volume next to the blood is not the wall's own signal)
+    local = np.array([np.median(prof[i, near[i]]) if near[i].any() else myo
+                      for i in range(N_RAYS)])
+    local = ndimage.median_filter(local, size=9, mode="wrap")  # 27 degrees, as the blood's
+    lows = EPI_DARK * np.minimum(local, myo)
     epi_raw = np.full(N_RAYS, np.nan)
     for i in range(N_RAYS):
+        low = lows[i]
         window = (radii >= endo[i] + WALL_MM[0]) & (radii <= endo[i] + EPI_REACH_MM)
         idx = np.nonzero(window & ((prof[i] > high) | (prof[i] < low)))[0]
         if idx.size:
