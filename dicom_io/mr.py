@@ -157,8 +157,12 @@ class CineStudy:
         return float(trig[t] if trig.ndim == 1 else trig[s, t])
 
     def uid(self, *parts: object) -> UID:
-        """A UID derived deterministically from this study's content and ``parts``."""
-        return generate_uid(entropy_srcs=[self._digest, *(str(p) for p in parts)])
+        """A UID derived deterministically from this study's content and ``parts``.
+
+        pydicom hashes its entropy sources joined with no separator, so each part is
+        prefixed with one: without it (slice 1, phase 10) and (slice 11, phase 0) got the
+        same SOP Instance UID, and a stack of 11 or more slices and phases lost images."""
+        return generate_uid(entropy_srcs=[self._digest, *(f"/{p}" for p in parts)])
 
     def _content_digest(self) -> str:
         h = hashlib.sha256()

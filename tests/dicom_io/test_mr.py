@@ -63,6 +63,15 @@ class TestCineStudy:
 
 
 class TestWriteClassic:
+    def test_every_slice_and_phase_gets_its_own_file(self, make_study, tmp_path):
+        # 11+ slices and phases: (1, 10) and (11, 0) once shared a SOP Instance UID
+        study = make_study(n_slices=12, n_phases=12, rows=8, columns=8)
+        paths = write_cine_classic(study, tmp_path)
+        assert len(set(paths)) == 144
+        assert len(list(tmp_path.iterdir())) == 144
+        uids = {dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in paths}
+        assert len(uids) == 144
+
     def test_one_file_per_slice_and_phase(self, make_study, tmp_path):
         study = make_study(n_slices=2, n_phases=8)
         paths = write_cine_classic(study, tmp_path)
