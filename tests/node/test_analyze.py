@@ -135,3 +135,16 @@ def test_ed_phase_fixed_by_option_or_config(study: Path, tmp_path: Path) -> None
         with np.load(out / "motion.npz") as motion:
             assert int(motion["ed_phase"]) == expected
             assert not motion["displacement"][:, expected].any()
+
+
+def test_a_variant_without_shipped_weights_is_refused_up_front(tmp_path: Path, capsys) -> None:
+    if shipped_weights_path("transformer").is_file():
+        pytest.skip("transformer weights are shipped now: no variant lacks them")
+    (tmp_path / "in").mkdir()
+    code = main(["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                 "--temporal", "transformer"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no weights are shipped for the 'transformer' model" in err
+    assert "--weights RUN/model.pt" in err
+    assert not (tmp_path / "out").exists()
