@@ -14,7 +14,7 @@ from config import ConfigError, load_config
 from dicom_io import CineSeriesError
 from dicom_io.seg import SegmentationReadError
 from inference.aha import SEGMENT_NAMES
-from inference.checkpoint import CheckpointError, shipped_weights_path
+from inference.checkpoint import CheckpointError, missing_weights
 from node.commands.view import add_viewer_arguments, send_and_print, settings_from
 from node.pipeline import AnalysisRequest, run_analysis
 
@@ -86,11 +86,9 @@ def run(args: argparse.Namespace) -> int:
         if not path.exists():
             print(f"cinestrain: {path}: no such file or folder", file=sys.stderr)
             return 2
-    # said before minutes of work, not after: the shipped variants are gru and none
-    if request.weights is None and not shipped_weights_path(request.temporal).is_file():
-        print(f"cinestrain: no weights are shipped for the '{request.temporal}' model; train "
-              f"them (cinestrain train --temporal {request.temporal} --out RUN) and pass "
-              "--weights RUN/model.pt", file=sys.stderr)
+    problem = missing_weights(request.temporal, request.weights)
+    if problem is not None:
+        print(f"cinestrain: {problem}", file=sys.stderr)
         return 2
     bars: dict[str, tqdm] = {}
 

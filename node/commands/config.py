@@ -48,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"cinestrain: {exc}", file=sys.stderr)
         return 1
+    from inference.checkpoint import missing_weights  # torch: only once the file is valid
+
+    problem = missing_weights(cfg.model.temporal, cfg.model.weights)
+    if problem is not None:
+        print(f"cinestrain: model: {problem}", file=sys.stderr)
+        return 1
     effective = cfg.model_dump(mode="json")
     if args.json:
         print(json.dumps(effective, indent=2))

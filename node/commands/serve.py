@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the configuration, start the node, serve until a signal."""
+    from inference.checkpoint import missing_weights
     from node.service import Node, configure_logging
 
     try:
@@ -40,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.model_copy(update={"node": node})
     except (ConfigError, ValueError) as exc:
         print(f"cinestrain serve: {exc}", file=sys.stderr)
+        return 1
+    problem = missing_weights(cfg.model.temporal, cfg.model.weights)
+    if problem is not None:  # every job would fail: refuse to start instead
+        print(f"cinestrain serve: model: {problem}", file=sys.stderr)
         return 1
     configure_logging(cfg.logging, args.verbose)
     node = Node(cfg)

@@ -142,3 +142,22 @@ def test_config_check_command(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
     assert main(["config", "default"]) == 0
     assert tomllib.loads(capsys.readouterr().out)["node"]["ae_title"] == "CINESTRAIN"
+
+
+def test_check_refuses_a_model_without_weights(tmp_path: Path, capsys) -> None:
+    from node.cli import main
+
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(f'[model]\ntemporal = "none"\nweights = "{tmp_path / "absent.pt"}"\n')
+    assert main(["config", "check", str(cfg)]) == 1
+    assert f"model file not found: {tmp_path / 'absent.pt'}" in capsys.readouterr().err
+
+
+def test_serve_refuses_to_start_without_model_weights(tmp_path: Path, capsys) -> None:
+    # every job would fail at the model stage: said once, at start-up
+    from node.cli import main
+
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(f'[model]\nweights = "{tmp_path / "absent.pt"}"\n')
+    assert main(["serve", "--config", str(cfg)]) == 1
+    assert "model file not found" in capsys.readouterr().err

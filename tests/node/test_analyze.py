@@ -146,5 +146,5 @@ def test_a_variant_without_shipped_weights_is_refused_up_front(tmp_path: Path, c
     assert code == 2
     err = capsys.readouterr().err
     assert "no weights are shipped for the 'transformer' model" in err
-    assert "--weights RUN/model.pt" in err
+    assert "cinestrain train --temporal transformer" in err and "--weights" in err
     assert not (tmp_path / "out").exists()
