@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 from strain import HELD_OUT_SEED, dice, hausdorff_mm
-from sunnybrook import SHARED, STUDIES, SunnybrookStudy, extract, load_study
+from sunnybrook import SHARED, STUDIES, SunnybrookStudy, extract, load_study, outline_montage
 
-from inference.myocardium import MyocardiumMasks, segment_myocardium
+from inference.myocardium import segment_myocardium
 from inference.phantom.case import generate_case
 from inference.preprocess import find_heart_centres, normalise_intensity
 
@@ -75,37 +75,14 @@ def real_study(name: str, cache: Path, per_slice: bool, pictures: Path | None
             out[label]["per_slice"] = {int(k): round(dice(masks.myocardium[k], manual[k]), 3)
                                        for k in sl}
         if pictures is not None:
-            montage(study, masks, phase, pictures / f"{name}_ed{phase}.png")
+            outline_montage(
+                study, phase,
+                [(study.masks(study.ed_endo), "lime"), (study.masks(study.ed_epi), "lime"),
+                 (masks.lv_cavity, "red"), (masks.lv_cavity | masks.myocardium, "red")],
+                f"{name} phase {phase} (manual ED {study.ed_phase}): manual (green), "
+                "automatic (red)", pictures / f"{name}_ed{phase}.png")
     out["seconds"] = time.perf_counter() - start
     return out
-
-
-def montage(study: SunnybrookStudy, masks: MyocardiumMasks, phase: int, path: Path) -> None:
-    """Every slice at ``phase``: manual endo/epicardium (green), automatic (red)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    centre = np.mean([c.mean(axis=0) for c in study.ed_epi.values()], axis=0).round()
-    rows, cols = (slice(int(c) - 45, int(c) + 45) for c in centre)
-    endo, epi = study.masks(study.ed_endo), study.masks(study.ed_epi)
-    n = study.cine.n_slices
-    fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(2.6 * ((n + 1) // 2), 5.6))
-    for s, ax in zip(range(n), axes.ravel(), strict=False):
-        ax.imshow(study.cine.pixels[s, phase, rows, cols], cmap="gray")
-        for mask, colour in ((endo[s], "lime"), (epi[s], "lime"), (masks.lv_cavity[s], "red"),
-                             (masks.lv_cavity[s] | masks.myocardium[s], "red")):
-            if mask.any():
-                ax.contour(mask[rows, cols], levels=[0.5], colors=colour, linewidths=0.6)
-        ax.set_title(f"slice {s}", fontsize=7)
-    for ax in axes.ravel():
-        ax.axis("off")
-    fig.suptitle(f"{study.name} phase {phase} (manual ED {study.ed_phase}): manual (green), "
-                 "automatic (red)", fontsize=8)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def phantom_case(i: int, cache: Path) -> dict[str, float]:

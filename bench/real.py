@@ -39,7 +39,15 @@ import torch
 from pydicom.uid import generate_uid
 from scipy import ndimage
 from strain import dice, hausdorff_mm
-from sunnybrook import SHARED, STUDIES, SunnybrookStudy, extract, load_study, polygon_mask
+from sunnybrook import (
+    SHARED,
+    STUDIES,
+    SunnybrookStudy,
+    extract,
+    load_study,
+    outline_montage,
+    polygon_mask,
+)
 
 from dicom_io.results import read_source_headers
 from dicom_io.seg import build_cine_segmentation
@@ -171,11 +179,6 @@ def run_study(name: str, work: Path, pictures: Path | None,
     return result
 
 
-def _crop(study: SunnybrookStudy, half: int = 45) -> tuple[slice, slice]:
-    centre = np.mean([c.mean(axis=0) for c in study.ed_epi.values()], axis=0).round().astype(int)
-    return slice(centre[0] - half, centre[0] + half), slice(centre[1] - half, centre[1] + half)
-
-
 def save_pictures(study: SunnybrookStudy, auto_myo: np.ndarray,
                   carried: dict[str, dict[int, np.ndarray]], folder: Path) -> None:
     """Montages: ED manual (green) vs automatic (red) myocardium; ES manual (green) vs
@@ -185,23 +188,11 @@ def save_pictures(study: SunnybrookStudy, auto_myo: np.ndarray,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
-    rows, cols = _crop(study)
-    n_s = study.cine.n_slices
-    manual = study.ed_myocardium()
-    fig, axes = plt.subplots(2, (n_s + 1) // 2, figsize=(2.2 * ((n_s + 1) // 2), 4.8))
-    for s, ax in zip(range(n_s), axes.ravel(), strict=False):
-        ax.imshow(study.cine.pixels[s, study.ed_phase, rows, cols], cmap="gray")
-        for mask, colour in ((manual[s], "lime"), (auto_myo[s], "red")):
-            if mask.any():
-                ax.contour(mask[rows, cols], levels=[0.5], colors=colour, linewidths=0.7)
-        ax.set_title(f"slice {s}", fontsize=7)
-    for ax in axes.ravel():
-        ax.axis("off")
-    fig.suptitle(f"{study.name} ED phase {study.ed_phase}: manual (green) vs automatic (red)",
-                 fontsize=8)
-    fig.savefig(folder / f"{study.name}_myocardium.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    outline_montage(study, study.ed_phase,
+                    [(study.ed_myocardium(), "lime"), (auto_myo, "red")],
+                    f"{study.name} ED phase {study.ed_phase}: manual (green) vs automatic (red)",
+                    folder / f"{study.name}_myocardium.png")
+    rows, cols = study.crop()
     fig, axes = plt.subplots(1, len(study.slices), figsize=(2.2 * len(study.slices), 2.6))
     for k, ax in zip(study.slices, np.atleast_1d(axes), strict=True):
         ax.imshow(study.cine.pixels[k, study.es_phase, rows, cols], cmap="gray")

@@ -119,6 +119,38 @@ class SunnybrookStudy:
         edv, esv = self.volumes_ml(self.ed_endo), self.volumes_ml(self.es_endo)
         return 100.0 * (edv - esv) / edv
 
+    def crop(self, half: int = 45) -> tuple[slice, slice]:
+        """Rows and columns of a square around the manual ED epicardia (pictures)."""
+        centre = np.mean([c.mean(axis=0) for c in self.ed_epi.values()], axis=0)
+        r, c = centre.round().astype(int)
+        return slice(r - half, r + half), slice(c - half, c + half)
+
+
+def outline_montage(study: SunnybrookStudy, phase: int,
+                    outlines: list[tuple[np.ndarray, str]], title: str, path: Path) -> None:
+    """Every slice at ``phase``, cropped around the LV, with each ``[S, H, W]`` mask of
+    ``outlines`` drawn as a contour in its colour; saved as a PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, cols = study.crop()
+    n_s = study.cine.n_slices
+    fig, axes = plt.subplots(2, (n_s + 1) // 2, figsize=(2.2 * ((n_s + 1) // 2), 4.8))
+    for s, ax in zip(range(n_s), axes.ravel(), strict=False):
+        ax.imshow(study.cine.pixels[s, phase, rows, cols], cmap="gray")
+        for mask, colour in outlines:
+            if mask[s].any():
+                ax.contour(mask[s, rows, cols], levels=[0.5], colors=colour, linewidths=0.7)
+        ax.set_title(f"slice {s}", fontsize=7)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle(title, fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
 
 def extract(name: str, into: Path, shared: Path = SHARED) -> Path:
     """Unpack ``shared/name.tar.gz`` into ``into`` (once); returns the archive's root."""

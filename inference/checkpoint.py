@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from inference.model import MotionConfig, MotionModel
+from inference.model import MotionConfig, MotionModel, with_defaults_of_old_files
 from inference.temporal import Temporal
 
 FORMAT_VERSION = 1
@@ -85,7 +85,7 @@ def load_model(
     both pairings at once (they are tied by the composition-consistency loss).
     """
     payload = read_checkpoint(path)
-    cfg = {"upsampling": "bilinear", **payload["config"]}  # files from before the option
+    cfg = with_defaults_of_old_files(payload["config"])
     if pairing is not None:
         cfg["pairing"] = pairing
     model = MotionModel(MotionConfig(**cfg))

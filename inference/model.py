@@ -94,7 +94,7 @@ class MotionConfig:
         """
         free = {"pairing", "iterations"}
         mine = {k: v for k, v in self.to_dict().items() if k not in free}
-        theirs = {k: v for k, v in _with_defaults_of_old_files(other).items() if k not in free}
+        theirs = {k: v for k, v in with_defaults_of_old_files(other).items() if k not in free}
         return mine == {k: tuple(v) if isinstance(v, list) else v for k, v in theirs.items()}
 
     def extends(self, other: dict) -> bool:
@@ -103,7 +103,7 @@ class MotionConfig:
         Such a model starts from the stored weights and behaves as it did (the head
         starts as bilinear upsampling), so training can go on from them.
         """
-        old = _with_defaults_of_old_files(other)
+        old = with_defaults_of_old_files(other)
         bilinear = MotionConfig(**{**self.to_dict(), "upsampling": "bilinear"})
         return (
             self.upsampling == "convex"
@@ -112,7 +112,7 @@ class MotionConfig:
         )
 
 
-def _with_defaults_of_old_files(stored: dict) -> dict:
+def with_defaults_of_old_files(stored: dict) -> dict:
     """A stored configuration with the fields added since it was written, as they were."""
     return {"upsampling": "bilinear", **stored}
 

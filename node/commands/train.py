@@ -23,6 +23,7 @@ from inference.myocardium import MyocardiumError, segment_myocardium
 from inference.phantom.dataset import PhantomDataset
 from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
 from inference.train import TrainSettings, train
+from inference.upsample import UPSAMPLINGS
 from node.pipeline import choose_ed_phase
 
 HELP = "train the motion model on phantom data (seeded, resumable, JSON loss log)"
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--upsampling",
-        choices=("bilinear", "convex"),
+        choices=UPSAMPLINGS,
         default=model.upsampling,
         help="decoder field to the model grid (convex: learned, keeps edges; --init from a "
         "bilinear model adds the head)",
