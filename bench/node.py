@@ -12,10 +12,12 @@ each receiver in turn, repeats interleaved so that load changes hit all alike:
   SQLite index, before Success);
 - ``cinestrain+dirfsync``: the same with ``storage.fsync_directory = true`` (a second
   flush per instance: what the folder fsync costs);
-- ``pynetdicom no-op``: a handler that answers Success and writes nothing (the floor of
-  any pynetdicom receiver on this machine).
+- ``pynetdicom no-op``: a handler that answers Success and writes nothing, its reader
+  polling as often as the node's (``node.poll_interval_ms``): the floor of any pynetdicom
+  receiver set up like ours on this machine.
 
-Both bare pynetdicom receivers accept PDUs as large as the node's default ``node.max_pdu``.
+Both bare pynetdicom receivers accept PDUs as large as the node's default ``node.max_pdu``;
+the ``+fsync`` one keeps pynetdicom's own polling (the documented handler as it comes).
 
 It also measures, in the same run, the latency of one write + fsync of an instance-sized
 file on the spool's disk (the floor of any receiver that acknowledges only durable data:
@@ -155,6 +157,11 @@ def bare_server(mode: str, port: int, out: Path) -> None:
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import MRImageStorage, Verification
 
+    from config.schema import NodeSection
+    from node.handlers import handle_connection_open
+
+    node = NodeSection()
+
     def handle_store(event):
         if mode == "noop":
             return 0x0000
@@ -167,15 +174,14 @@ def bare_server(mode: str, port: int, out: Path) -> None:
             os.fsync(fh.fileno())
         return 0x0000
 
-    from config.schema import NodeSection
-
     ae = AE(ae_title="CINESTRAIN")
-    ae.maximum_pdu_size = NodeSection().max_pdu  # the node's default: a like-for-like floor
+    ae.maximum_pdu_size = node.max_pdu  # the node's default: a like-for-like floor
     ae.add_supported_context(Verification)
     ae.add_supported_context(MRImageStorage)
-    ae.start_server(("127.0.0.1", port), block=True,
-                    evt_handlers=[(evt.EVT_C_STORE, handle_store),
-                                  (evt.EVT_C_ECHO, lambda e: 0)])
+    handlers = [(evt.EVT_C_STORE, handle_store), (evt.EVT_C_ECHO, lambda e: 0)]
+    if mode == "noop":
+        handlers.append((evt.EVT_CONN_OPEN, handle_connection_open, [node]))
+    ae.start_server(("127.0.0.1", port), block=True, evt_handlers=handlers)
 
 
 def fsync_floor_ms(folder: Path, size: int, n: int = 100) -> float:

@@ -128,6 +128,12 @@ class NodeSection(_Section):
     port: Port = 11112
     max_associations: int = Field(4, ge=1, le=64)
     max_pdu: int = Field(65536, ge=0, le=2**32 - 1)
+    poll_interval_ms: float = Field(
+        0.1, gt=0, le=100,
+        description="how long an association's network reader sleeps when it finds nothing"
+        " to do (pynetdicom's DUL run-loop delay, 1 ms by default there): lower answers"
+        " each instance sooner and costs more idle CPU per open association",
+    )
     timeouts: Timeouts = Field(default_factory=Timeouts)
     allow_any_caller: bool = False
     allowed_callers: list[AllowedCaller] = Field(default_factory=list)

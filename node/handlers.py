@@ -150,6 +150,20 @@ def handle_requested(event: Event, node: NodeSection) -> None:
     assoc.kill()
 
 
+def handle_connection_open(event: Event, node: NodeSection) -> None:
+    """A caller connected: set how often its association's reader polls the socket.
+
+    pynetdicom's reader (the DUL thread) sleeps a fixed delay whenever it finds nothing
+    to do; ``_run_loop_delay`` is the knob its maintainers point to for that trade-off
+    (pynetdicom issue 650). A pynetdicom without it keeps its own delay.
+    """
+    dul = event.assoc.dul
+    if hasattr(dul, "_run_loop_delay"):
+        dul._run_loop_delay = node.poll_interval_ms / 1000
+    else:
+        log.warning("this pynetdicom has no DUL run-loop delay; node.poll_interval_ms ignored")
+
+
 def handle_established(event: Event) -> None:
     """Log each accepted association."""
     log.info("association from %s accepted", peer_of(event))

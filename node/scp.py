@@ -36,6 +36,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from config.schema import NodeSection, TLSServer
 from node.handlers import (
     StoreContext,
+    handle_connection_open,
     handle_echo,
     handle_established,
     handle_released,
@@ -111,6 +112,7 @@ def start_scp(node: NodeSection, store: StoreContext) -> ThreadedAssociationServ
     """
     ae = build_ae(node)
     handlers = [
+        (evt.EVT_CONN_OPEN, handle_connection_open, [node]),
         (evt.EVT_REQUESTED, handle_requested, [node]),
         (evt.EVT_ESTABLISHED, handle_established),
         (evt.EVT_RELEASED, handle_released),

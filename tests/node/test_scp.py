@@ -191,3 +191,20 @@ def test_associations_above_the_limit_are_rejected_transiently(make_config):
             first.release()
     finally:
         node.stop()
+
+
+def test_poll_interval_is_applied_to_each_association(make_config):
+    cfg = make_config(node={"poll_interval_ms": 0.5})
+    node = Receiver(cfg)
+    try:
+        ae = AE(ae_title="STORESCU")
+        ae.add_requested_context(MRImageStorage)
+        assoc = ae.associate("127.0.0.1", cfg.node.port, ae_title="CINESTRAIN")
+        assert assoc.is_established
+        try:
+            [ours] = node.server.active_associations
+            assert ours.dul._run_loop_delay == pytest.approx(0.0005)
+        finally:
+            assoc.release()
+    finally:
+        node.stop()
