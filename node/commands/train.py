@@ -21,12 +21,21 @@ from inference.cine_dataset import MixedDataset, RealCineDataset, RealCineStack
 from inference.model import MotionConfig
 from inference.myocardium import MyocardiumError, segment_myocardium
 from inference.phantom.dataset import PhantomDataset
+from inference.phantom.params import PhantomConfig
 from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
 from inference.train import TrainSettings, train
 from inference.upsample import UPSAMPLINGS
 from node.pipeline import choose_ed_phase
 
 HELP = "train the motion model on phantom data (seeded, resumable, JSON loss log)"
+
+
+def share(text: str) -> float:
+    """A fraction between 0 and 1, for argparse."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=defaults.gradient_weight,
         help="weight of the displacement-gradient (strain) error in the myocardium",
+    )
+    parser.add_argument(
+        "--hypokinetic-share",
+        type=share,
+        default=PhantomConfig().hypokinetic_share,
+        help="share of phantom cases with one or two hypokinetic segments (0-1)",
     )
     parser.add_argument("--grid-size", type=int, default=model.grid_size)
     parser.add_argument("--spacing-mm", type=float, default=model.spacing_mm)
@@ -126,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         grid_size=args.grid_size,
         spacing_mm=args.spacing_mm,
         phases=tuple(args.phases),
+        config=PhantomConfig(hypokinetic_share=args.hypokinetic_share),
     )
     if args.real:
         stacks = [prepare_real_stack(folder) for folder in args.real]
@@ -138,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
         "command": "cinestrain train " + shlex.join(sys.argv[2:]),
         "seed": args.seed,
         "data": f"PhantomDataset(seed={args.seed}, phases={tuple(args.phases)}, "
-        f"grid={args.grid_size}x{args.spacing_mm} mm), one new slice per step"
+        f"grid={args.grid_size}x{args.spacing_mm} mm, hypokinetic share "
+        f"{args.hypokinetic_share}), one new slice per step"
         + (f"; real cine {[f.name for f in args.real]} unlabelled, {args.real_fraction:.0%} "
            "of steps" if args.real else ""),
         "torch": torch.__version__,
