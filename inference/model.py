@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from inference.context import SpatialContext
 from inference.decoder import MotionDecoder
 from inference.encoder import SiameseEncoder
 from inference.pairing import PAIRINGS, Pairing, make_pairs
@@ -48,6 +49,10 @@ class MotionConfig:
         How the decoder brings its stride-2 field to the model grid: ``"bilinear"``, or
         ``"convex"`` (learned, keeps edges across the wall: see
         :mod:`inference.upsample`). Model files from before this option are bilinear.
+    context
+        Global self-attention over the coarsest pair features, after the temporal unit
+        (:mod:`inference.context`): motion seen on one side of the ring informs the
+        other. Model files from before this option have none.
     grid_size
         Model grid, pixels per side.
     spacing_mm
@@ -62,6 +67,7 @@ class MotionConfig:
     refine: bool = True
     iterations: int = 1
     upsampling: Upsampling = "bilinear"
+    context: bool = False
     grid_size: int = 64
     spacing_mm: float = 2.0
 
@@ -97,24 +103,30 @@ class MotionConfig:
         theirs = {k: v for k, v in with_defaults_of_old_files(other).items() if k not in free}
         return mine == {k: tuple(v) if isinstance(v, list) else v for k, v in theirs.items()}
 
-    def extends(self, other: dict) -> bool:
-        """Whether this model is a stored one plus a convex upsampling head.
+    def added_parts(self, other: dict) -> tuple[str, ...] | None:
+        """The parameter prefixes this model adds to a stored one, or None if it is not
+        that stored model plus a convex upsampling head and/or a context block.
 
-        Such a model starts from the stored weights and behaves as it did (the head
-        starts as bilinear upsampling), so training can go on from them.
+        Both start out neutral (bilinear upsampling; a zero context), so a model with
+        them starts from the stored weights and behaves as it did: training goes on.
         """
         old = with_defaults_of_old_files(other)
-        bilinear = MotionConfig(**{**self.to_dict(), "upsampling": "bilinear"})
-        return (
-            self.upsampling == "convex"
-            and old["upsampling"] == "bilinear"
-            and bilinear.same_weights_as(old)
-        )
+        added = []
+        base = self.to_dict()
+        if self.upsampling == "convex" and old["upsampling"] == "bilinear":
+            added.append("decoder.upsample.")
+            base["upsampling"] = "bilinear"
+        if self.context and not old["context"]:
+            added.append("context.")
+            base["context"] = False
+        if not added or not MotionConfig(**base).same_weights_as(old):
+            return None
+        return tuple(added)
 
 
 def with_defaults_of_old_files(stored: dict) -> dict:
     """A stored configuration with the fields added since it was written, as they were."""
-    return {"upsampling": "bilinear", **stored}
+    return {"upsampling": "bilinear", "context": False, **stored}
 
 
 class MotionModel(nn.Module):
@@ -136,6 +148,7 @@ class MotionModel(nn.Module):
             pair_ch, config.decoder_width, convex=config.upsampling == "convex"
         )
         self.refiner = CycleRefiner() if config.refine else None
+        self.context = SpatialContext(pair_ch[-1]) if config.context else None
 
     def forward(self, frames: Tensor, pairing: Pairing | None = None) -> Tensor:
         """Pair fields for one or more cycles.
@@ -167,7 +180,10 @@ class MotionModel(nn.Module):
             cat = torch.cat((f[:, first], f[:, second]), dim=2)  # B, P, 2C, h, w
             if str(level) in self.temporal:
                 cat = self.temporal[str(level)](cat)
-            pair_feats.append(cat.flatten(0, 1))
+            cat = cat.flatten(0, 1)
+            if self.context is not None and level == len(feats) - 1:
+                cat = self.context(cat)
+            pair_feats.append(cat)
         fields = self.decoder(pair_feats, (h, w)).view(b, len(pairs), 2, h, w)
         if self.refiner is not None:
             fields = self.refiner(fields)

@@ -232,11 +232,11 @@ def train(
         state = read_checkpoint(init)
         if model_config.same_weights_as(state["config"]):
             model.load_state_dict(state["state_dict"])
-        elif model_config.extends(state["config"]):
+        elif (added := model_config.added_parts(state["config"])) is not None:
             missing, unexpected = model.load_state_dict(state["state_dict"], strict=False)
-            if unexpected or any(not k.startswith("decoder.upsample.") for k in missing):
+            if unexpected or any(not k.startswith(added) for k in missing):
                 raise ValueError(f"{init} does not match this run's model: {missing + unexpected}")
-            log.info("the convex upsampling head starts as bilinear upsampling")
+            log.info("new parts %s start neutral (bilinear upsampling, zero context)", added)
         else:
             raise ValueError(f"{init} has another model configuration than this run")
         log.info("starting %s from the weights of %s", out, init)

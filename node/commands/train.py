@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "bilinear model adds the head)",
     )
     parser.add_argument(
+        "--context",
+        action="store_true",
+        help="global self-attention over the coarsest pair features (--init from a model "
+        "without it adds the block, starting neutral)",
+    )
+    parser.add_argument(
         "--gradient-weight",
         type=float,
         default=defaults.gradient_weight,
@@ -123,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         temporal=args.temporal,
         iterations=args.iterations,
         upsampling=args.upsampling,
+        context=args.context,
         grid_size=args.grid_size,
         spacing_mm=args.spacing_mm,
     )

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from inference.context import SpatialContext
 from inference.losses import gradient_error
 from inference.model import MotionConfig, MotionModel
 from inference.pairing import cycle_order, make_pairs
@@ -200,14 +201,45 @@ def test_convex_upsampling_is_a_convex_combination() -> None:
     torch.testing.assert_close(fine, 2 * flow[..., :1, :1].expand(1, 2, 16, 16))
 
 
-def test_convex_model_extends_a_bilinear_file() -> None:
-    """Training may start a convex model from a bilinear one; other changes are refused."""
-    old = {k: v for k, v in MotionConfig().to_dict().items() if k != "upsampling"}
-    assert MotionConfig(upsampling="convex").extends(old)
+def test_new_parts_extend_an_older_file() -> None:
+    """Training may start a model with a convex head and/or a context block from a file
+    without them; other changes are refused."""
+    old = {k: v for k, v in MotionConfig().to_dict().items()
+           if k not in ("upsampling", "context")}
+    assert MotionConfig(upsampling="convex").added_parts(old) == ("decoder.upsample.",)
+    assert MotionConfig(context=True).added_parts(old) == ("context.",)
+    assert MotionConfig(upsampling="convex", context=True).added_parts(old) == (
+        "decoder.upsample.", "context.")
     assert MotionConfig().same_weights_as(old)
-    assert not MotionConfig(upsampling="convex", decoder_width=32).extends(old)
+    assert MotionConfig().added_parts(old) is None
+    assert MotionConfig(upsampling="convex", decoder_width=32).added_parts(old) is None
     with pytest.raises(ValueError, match="upsampling"):
         MotionConfig(upsampling="nearest")
+
+
+def test_context_block_starts_neutral_and_sees_the_whole_map() -> None:
+    """A new context block changes nothing; once trained, a change in one corner of the
+    map reaches the opposite corner (what convolutions of the coarsest scale cannot)."""
+    torch.manual_seed(0)
+    block = SpatialContext(8, heads=2)
+    x = torch.randn(2, 8, 6, 6)
+    torch.testing.assert_close(block(x), x)
+    torch.nn.init.normal_(block.out.weight, std=0.5)
+    poked = x.clone()
+    poked[:, :, 0, 0] += 3.0
+    assert (block(poked) - block(x))[:, :, 5, 5].abs().max() > 1e-3
+
+
+def test_model_with_context_starts_as_the_model_without() -> None:
+    torch.manual_seed(0)
+    plain = MotionModel(MotionConfig(grid_size=32)).eval()
+    torch.manual_seed(0)
+    with_context = MotionModel(MotionConfig(grid_size=32, context=True)).eval()
+    missing, unexpected = with_context.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("context.") for k in missing)
+    frames = torch.rand(1, 5, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(with_context(frames), plain(frames))
 
 
 def test_gradient_error_is_the_strain_error() -> None:
