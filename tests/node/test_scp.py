@@ -76,10 +76,17 @@ def test_deflated_dataset_is_parsed_and_stored_as_sent(receiver, cine_files):
     assert stored.PixelData == source.PixelData
 
 
-def _association_result(cfg, calling: str, called: str):
+def _associate(cfg, calling: str = "STORESCU", called: str = "CINESTRAIN",
+               contexts=(MRImageStorage,)):
+    """An association request to the node proposing ``contexts`` (established or not)."""
     ae = AE(ae_title=calling)
-    ae.add_requested_context(MRImageStorage)
-    assoc = ae.associate("127.0.0.1", cfg.node.port, ae_title=called)
+    for context in contexts:
+        ae.add_requested_context(context)
+    return ae.associate("127.0.0.1", cfg.node.port, ae_title=called)
+
+
+def _association_result(cfg, calling: str, called: str):
+    assoc = _associate(cfg, calling, called)
     try:
         return assoc.is_established, assoc.acceptor.primitive
     finally:
@@ -119,10 +126,7 @@ def test_host_binding(make_config):
 
 
 def test_unsupported_sop_class_is_refused(receiver):
-    ae = AE(ae_title="STORESCU")
-    ae.add_requested_context(CTImageStorage)
-    ae.add_requested_context(MRImageStorage)
-    assoc = ae.associate("127.0.0.1", receiver.cfg.node.port, ae_title="CINESTRAIN")
+    assoc = _associate(receiver.cfg, contexts=(CTImageStorage, MRImageStorage))
     try:
         assert assoc.is_established
         accepted = {cx.abstract_syntax for cx in assoc.accepted_contexts}
@@ -134,9 +138,7 @@ def test_unsupported_sop_class_is_refused(receiver):
 
 def _send_raw(cfg, path: Path) -> int:
     """C-STORE the bytes of ``path`` as they are (chunked send: no decode, no re-encode)."""
-    ae = AE(ae_title="STORESCU")
-    ae.add_requested_context(MRImageStorage)
-    assoc = ae.associate("127.0.0.1", cfg.node.port, ae_title="CINESTRAIN")
+    assoc = _associate(cfg)
     try:
         status = assoc.send_c_store(path)
         return int(status.Status)
@@ -178,9 +180,7 @@ def test_associations_above_the_limit_are_rejected_transiently(make_config):
     cfg = make_config(node={"max_associations": 1})
     node = Receiver(cfg)
     try:
-        ae = AE(ae_title="STORESCU")
-        ae.add_requested_context(MRImageStorage)
-        first = ae.associate("127.0.0.1", cfg.node.port, ae_title="CINESTRAIN")
+        first = _associate(cfg)
         assert first.is_established
         try:
             established, rj = _association_result(cfg, "STORESCU", "CINESTRAIN")
@@ -197,9 +197,7 @@ def test_poll_interval_is_applied_to_each_association(make_config):
     cfg = make_config(node={"poll_interval_ms": 0.5})
     node = Receiver(cfg)
     try:
-        ae = AE(ae_title="STORESCU")
-        ae.add_requested_context(MRImageStorage)
-        assoc = ae.associate("127.0.0.1", cfg.node.port, ae_title="CINESTRAIN")
+        assoc = _associate(cfg)
         assert assoc.is_established
         try:
             [ours] = node.server.active_associations
