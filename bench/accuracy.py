@@ -34,11 +34,12 @@ import numpy as np
 import torch
 
 from inference.baselines import demons_motion, zero_motion
-from inference.checkpoint import load_model, shipped_weights_path
+from inference.checkpoint import load_model
 from inference.motion import estimate_motion
 from inference.myocardium import MyocardiumError, segment_myocardium
 from inference.phantom.case import generate_case
 from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
+from inference.shipped_weights import shipped_weights_path
 from inference.strain import deformation_gradient
 
 HELD_OUT_SEED = 900_000

@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from inference.analysis import LVAnalysis, analyze_motion
 from inference.baselines import demons_motion
-from inference.checkpoint import load_model, shipped_weights_path
+from inference.checkpoint import load_model
 from inference.function import lv_function, slice_spacing
 from inference.motion import estimate_motion
 from inference.myocardium import (
@@ -43,6 +43,7 @@ from inference.myocardium import (
 )
 from inference.phantom.case import PhantomCase, generate_case
 from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
+from inference.shipped_weights import shipped_weights_path
 
 HELD_OUT_SEED = 900_000
 

@@ -9,37 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from inference.model import MotionConfig, MotionModel, with_defaults_of_old_files
-from inference.temporal import Temporal
 
 FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):
     """A model file is missing, unreadable or not a cinestrain checkpoint."""
-
-
-def shipped_weights_path(temporal: Temporal) -> Path:
-    """The weights the package ships for a temporal variant (``inference/weights``)."""
-    return Path(str(resources.files("inference").joinpath("weights", f"{temporal}.pt")))
-
-
-def missing_weights(temporal: Temporal, weights: Path | None) -> str | None:
-    """Why no model file is there for ``temporal`` (``weights``: given, or ``None`` for the
-    shipped one), or ``None`` when there is one: said before any work, not after it."""
-    if weights is not None:
-        return None if Path(weights).is_file() else f"model file not found: {weights}"
-    if shipped_weights_path(temporal).is_file():
-        return None
-    return (f"no weights are shipped for the '{temporal}' model; train them (cinestrain "
-            f"train --temporal {temporal} --out RUN) and give RUN/model.pt (--weights, or "
-            "model.weights in the configuration)")
 
 
 def save_checkpoint(

@@ -34,7 +34,7 @@ from dicom_io.results import (
 from dicom_io.seg import SegMasks, SegmentationReadError, read_myocardium_segmentation
 from inference.analysis import LVAnalysis, analyze_motion, failed_report
 from inference.bullseye import save_bullseye
-from inference.checkpoint import load_model, shipped_weights_path
+from inference.checkpoint import load_model
 from inference.motion import estimate_motion
 from inference.myocardium import (
     MyocardiumError,
@@ -44,6 +44,7 @@ from inference.myocardium import (
 )
 from inference.phases import detect_ed_phase
 from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
+from inference.shipped_weights import shipped_weights_path
 
 log = logging.getLogger(__name__)
 

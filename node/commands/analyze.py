@@ -14,7 +14,8 @@ from config import ConfigError, load_config
 from dicom_io import CineSeriesError
 from dicom_io.seg import SegmentationReadError
 from inference.aha import SEGMENT_NAMES
-from inference.checkpoint import CheckpointError, missing_weights
+from inference.checkpoint import CheckpointError
+from inference.shipped_weights import missing_weights
 from node.commands.view import add_viewer_arguments, send_and_print, settings_from
 from node.pipeline import AnalysisRequest, run_analysis
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import tomli_w
 
 from config import ConfigError, default_config_path, load_config
+from inference.shipped_weights import missing_weights
 
 HELP = "validate a configuration file and print the effective configuration"
 
@@ -48,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"cinestrain: {exc}", file=sys.stderr)
         return 1
-    from inference.checkpoint import missing_weights  # torch: only once the file is valid
-
     problem = missing_weights(cfg.model.temporal, cfg.model.weights)
     if problem is not None:
         print(f"cinestrain: model: {problem}", file=sys.stderr)

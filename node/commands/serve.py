@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the configuration, start the node, serve until a signal."""
-    from inference.checkpoint import missing_weights
+    from inference.shipped_weights import missing_weights
     from node.service import Node, configure_logging
 
     try:

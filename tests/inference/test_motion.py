@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.checkpoint import load_model, shipped_weights_path
+from inference.checkpoint import load_model
 from inference.motion import estimate_motion
 from inference.phantom import PhantomConfig, generate_case
+from inference.shipped_weights import shipped_weights_path
 
 WEIGHTS = shipped_weights_path("gru")
 pytestmark = pytest.mark.skipif(

@@ -13,7 +13,7 @@ from pydicom import dcmread
 from dicom_io.cine import load_cine
 from dicom_io.mr import write_cine_classic
 from dicom_io.seg import SegmentationReadError, read_myocardium_segmentation
-from inference.checkpoint import shipped_weights_path
+from inference.shipped_weights import shipped_weights_path
 from node.cli import main
 
 WEIGHTS = shipped_weights_path("gru")

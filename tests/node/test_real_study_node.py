@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.checkpoint import shipped_weights_path
+from inference.shipped_weights import shipped_weights_path
 from node.service import Node
 from node.states import JobState
 from tests.conftest import SHARED
