@@ -23,6 +23,7 @@ come from seeds below 100000, see ``inference/phantom/dataset.py``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from config.schema import ModelSettings
 from inference.baselines import demons_motion, zero_motion
 from inference.checkpoint import load_model
 from inference.motion import estimate_motion
@@ -43,6 +45,7 @@ from inference.shipped_weights import shipped_weights_path
 from inference.strain import deformation_gradient
 
 HELD_OUT_SEED = 900_000
+DEFAULT_RECENTRE = ModelSettings().recentre_rounds
 
 
 def motion_metrics(u: np.ndarray, case) -> dict[str, float]:
@@ -67,17 +70,20 @@ def motion_metrics(u: np.ndarray, case) -> dict[str, float]:
     }
 
 
-def product_centres(pixels: np.ndarray, spacing: tuple[float, float], ed: int) -> np.ndarray:
-    """The crop centres the product uses: automatic LV centres, else the heart centre."""
+def product_crop(pixels: np.ndarray, spacing: tuple[float, float], ed: int
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """What the product centres and moves the model's crop with: the automatic LV centres
+    (else the heart centre) and the automatic ED myocardium (None when none is found)."""
     coarse = find_heart_centres(normalise_intensity(pixels), spacing)
     try:
-        lv = segment_myocardium(pixels, spacing, ed, centres=coarse).lv_centres
+        masks = segment_myocardium(pixels, spacing, ed, centres=coarse)
     except MyocardiumError:
-        lv = None
-    return motion_centres(coarse, lv)
+        return motion_centres(coarse, None), None
+    return motion_centres(coarse, masks.lv_centres), masks.myocardium
 
 
-def methods(threads: int, variants: list[str], pairings: list[str], weights_dir: Path | None):
+def methods(threads: int, variants: list[str], pairings: list[str], weights_dir: Path | None,
+            recentre: list[int]):
     """name -> function(pixels, spacing, ed) -> u."""
     out = {}
     for temporal in variants:
@@ -85,13 +91,16 @@ def methods(threads: int, variants: list[str], pairings: list[str], weights_dir:
         if not path.exists():
             print(f"(no weights for {temporal}: {path})", file=sys.stderr)
             continue
-        for pairing in pairings:
+        for pairing, rounds in itertools.product(pairings, recentre):
             model, _ = load_model(path, pairing=pairing)
 
-            def run(px, sp, ed, model=model):
-                return estimate_motion(px, sp, ed, model, centres=product_centres(px, sp, ed))
+            def run(px, sp, ed, model=model, rounds=rounds):
+                centres, myocardium = product_crop(px, sp, ed)
+                return estimate_motion(px, sp, ed, model, centres=centres, follow=myocardium,
+                                       recentre_rounds=rounds)
 
-            out[f"model-{temporal}-{pairing}"] = run
+            suffix = "" if rounds == DEFAULT_RECENTRE else f"-recentre{rounds}"
+            out[f"model-{temporal}-{pairing}{suffix}"] = run
     out["demons"] = lambda px, sp, ed: demons_motion(px, sp, ed)
     out["zero"] = lambda px, sp, ed: zero_motion(px)
     return out
@@ -111,7 +120,8 @@ def _speed_child(name: str, args: dict, queue) -> None:
     import SimpleITK as sitk  # noqa: PLC0415 (the child sets its own thread count)
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args["threads"])
-    fn = methods(args["threads"], args["variants"], args["pairings"], args["weights_dir"])[name]
+    fn = methods(args["threads"], args["variants"], args["pairings"], args["weights_dir"],
+                 args["recentre"])[name]
     case = generate_case(HELD_OUT_SEED)
     spacing = tuple(float(v) for v in case.params.geometry.spacing)
     reps = -(-25 // case.shape[1])  # the case's cycle repeated, cut at 25 phases
@@ -134,6 +144,10 @@ def _speed_child(name: str, args: dict, queue) -> None:
     )
 
 
+def _rounds(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
+
+
 def speed_table(names: list[str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Per method, in a fresh process each: median s per 25-phase slice, peak MiB added."""
     ctx = multiprocessing.get_context("spawn")
@@ -142,6 +156,7 @@ def speed_table(names: list[str], args: argparse.Namespace) -> dict[str, dict[st
         "variants": args.variants.split(","),
         "pairings": args.pairings.split(","),
         "weights_dir": args.weights_dir,
+        "recentre": _rounds(args.recentre_rounds),
         "slices": args.speed_slices,
         "repeats": args.speed_repeats,
     }
@@ -163,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="gru,transformer,none")
     parser.add_argument("--pairings", default="anchored,consecutive")
     parser.add_argument("--weights-dir", type=Path, help="NAME.pt per variant (default: shipped)")
+    parser.add_argument(
+        "--recentre-rounds", default=str(DEFAULT_RECENTRE),
+        help="comma list: the model's crop-following rounds to compare (default: the "
+        "product's; rows for other values are named -recentreN)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/out/accuracy.json"))
     parser.add_argument("--speed-slices", type=int, default=4, help="0: no speed table")
     parser.add_argument("--speed-repeats", type=int, default=3)
@@ -170,9 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    todo = methods(
-        args.threads, args.variants.split(","), args.pairings.split(","), args.weights_dir
-    )
+    todo = methods(args.threads, args.variants.split(","), args.pairings.split(","),
+                   args.weights_dir, _rounds(args.recentre_rounds))
     rows: dict[str, list[dict]] = {name: [] for name in todo}
     for i in range(args.cases):
         case = generate_case(HELD_OUT_SEED + i)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from config.schema import ModelSettings
 from inference.analysis import LVAnalysis, analyze_motion
 from inference.baselines import demons_motion
 from inference.checkpoint import load_model
@@ -111,8 +112,9 @@ def displacement(source: str, case: PhantomCase, order: np.ndarray, pixels: np.n
                  model: object, masks: MyocardiumMasks) -> np.ndarray:
     """``[S, T, 2, H, W]`` mm in the reader's slice order from the truth, model or demons.
 
-    The model's grid is centred as the product centres it (``node.pipeline``): on the LV
-    centres of the myocardium in use, else the heart centre of the cine."""
+    The model's grid is centred and moved as the product does it (``node.pipeline``): on
+    the LV centres of the myocardium in use, else the heart centre of the cine, following
+    that myocardium's mean motion (``model.recentre_rounds``)."""
     ed = case.truth.ed_phase
     spacing = tuple(float(v) for v in case.params.geometry.spacing)
     if source == "truth":
@@ -120,7 +122,9 @@ def displacement(source: str, case: PhantomCase, order: np.ndarray, pixels: np.n
     if source == "model":
         coarse = find_heart_centres(normalise_intensity(pixels), spacing)
         return estimate_motion(pixels, spacing, ed, model,
-                               centres=motion_centres(coarse, masks.lv_centres))
+                               centres=motion_centres(coarse, masks.lv_centres),
+                               follow=masks.myocardium,
+                               recentre_rounds=ModelSettings().recentre_rounds)
     return demons_motion(pixels, spacing, ed)
 
 

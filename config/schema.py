@@ -207,6 +207,11 @@ class ModelSettings(_Section):
     temporal: Literal["gru", "transformer", "none"] = "gru"
     weights: Path | None = Field(None, description="None: the weights the package ships")
     ed_phase: Literal["auto"] | Annotated[int, Field(ge=0)] = "auto"
+    recentre_rounds: int = Field(
+        1, ge=0, le=3,
+        description="times each phase's crop follows the myocardium's mean motion and the "
+        "model runs again (0: a fixed crop; each round is one more model pass)",
+    )
 
 
 class ExportSection(_Section):

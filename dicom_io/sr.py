@@ -100,7 +100,8 @@ def algorithm_identification(report: Mapping[str, object]) -> hd.sr.AlgorithmIde
     """TID 4019 of the model that produced ``report`` (report.json's ``model``), with the
     strain convention among its parameters."""
     model = cast(Mapping[str, object], report["model"])
-    parameters = [f"{k}={model[k]}" for k in ("pairing", "temporal", "weights") if k in model]
+    parameters = [f"{k}={model[k]}" for k in ("pairing", "temporal", "weights", "recentre_rounds")
+                  if k in model]
     parameters.append(f"strain convention: {report['strain_convention']}")
     if report.get("myocardium_source"):
         parameters.append(f"ED myocardium from: {report['myocardium_source']}")

@@ -23,18 +23,28 @@ log = logging.getLogger(__name__)
 #: intensity percentile of each slice's model-grid crop that is scaled to 1 (as in training)
 CROP_PERCENTILE = 99.5
 
-#: called with (slices done, slices in all) after each batch
+#: called with (slice passes done, slice passes in all) after each batch
 Progress = Callable[[int, int], None]
 
 
-def model_frames(norm: np.ndarray, grid: ModelGrid) -> torch.Tensor:
+def model_frames(norm: np.ndarray, grid: ModelGrid, shifts_mm: np.ndarray | None = None
+                 ) -> torch.Tensor:
     """``(S, T, H, W)`` normalised cine -> ``(S, T, 1, G, G)`` model input.
 
-    Each slice's crop is scaled as in training: its 99.5th percentile -> 1.
+    Each slice's crop is scaled as in training: its 99.5th percentile -> 1. ``shifts_mm``
+    moves each phase's crop (see :meth:`ModelGrid.to_model`).
     """
-    frames = grid.to_model(norm)
+    frames = grid.to_model(norm, shifts_mm)
     scale = torch.quantile(frames.flatten(1), CROP_PERCENTILE / 100, dim=1).clamp_min(1e-6)
     return frames / scale.view(-1, 1, 1, 1, 1)
+
+
+def mean_motion(u_mm: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
+    """``(S, T, 2)`` weighted mean of ``(S, T, 2, G, G)`` fields over ``(S, G, G)`` weights
+    (zero on slices whose weights are all zero)."""
+    total = weights.sum(dim=(1, 2)).clamp_min(1e-6).view(-1, 1, 1)
+    mean = (u_mm * weights[:, None, None]).sum(dim=(3, 4)) / total
+    return mean.double().numpy()
 
 
 def estimate_motion(
@@ -44,11 +54,21 @@ def estimate_motion(
     model: MotionModel,
     *,
     centres: np.ndarray | None = None,
+    follow: np.ndarray | None = None,
+    recentre_rounds: int = 1,
     batch_slices: int = 4,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Displacement of every phase relative to ED, by the learned model.
+
+    Why re-centre: on a smooth wall the images show the wall's motion across itself but
+    hardly along itself (the aperture problem), so a whole-heart shift reaches the model
+    mostly as its radial part, and the missing tangential part varies round the ring:
+    it reads as segmental circumferential strain that is not there. The mean motion of
+    the ``follow`` tissue (the ED myocardium) is a rigid shift the images do show; moving
+    each phase's crop by it and running the model again leaves the model only the motion
+    relative to the moving heart. Each round costs one more pass of the model.
 
     Parameters
     ----------
@@ -62,8 +82,15 @@ def estimate_motion(
         A :class:`MotionModel` (see :func:`inference.checkpoint.load_model`).
     centres
         ``(S, 2)`` in-plane heart centres (pixels); found from the cine when ``None``.
+    follow
+        ``(S, H, W)`` bool ED mask (the myocardium) whose mean motion the crop follows;
+        slices where it is empty keep a fixed crop. ``None``: a fixed crop throughout.
+    recentre_rounds
+        Times the crop is moved with ``follow`` and the model run again (0: never).
     batch_slices
         Slices processed together.
+    progress
+        Called with (slice passes done, slice passes in all).
 
     Returns
     -------
@@ -75,25 +102,49 @@ def estimate_motion(
     s, t, h, w = pixels.shape
     if t < 2:
         raise ValueError(f"a cine needs at least 2 phases, got {t}")
+    if recentre_rounds < 0:
+        raise ValueError(f"recentre_rounds must be >= 0, got {recentre_rounds}")
+    if follow is not None and follow.shape != (s, h, w):
+        raise ValueError(f"follow must be {(s, h, w)}, got {follow.shape}")
     norm = normalise_intensity(pixels)
     if centres is None:
         centres = find_heart_centres(norm, pixel_spacing)
     cfg = model.config
     grid = ModelGrid(centres, tuple(pixel_spacing), (h, w), cfg.grid_size, cfg.spacing_mm)
     order = cycle_order(t, ed_phase)
-    frames = model_frames(norm[:, order], grid)
+    cycle = norm[:, order]
+    rounds = 0 if follow is None else recentre_rounds
     model = model.to(device)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, s, batch_slices):
-            batch = frames[start : start + batch_slices].to(device)
-            out.append(model.track(batch)[-1].cpu() * cfg.spacing_mm)
-            if progress is not None:
-                progress(min(start + batch_slices, s), s)
-    u_cycle = torch.cat(out)
+    shifts = np.zeros((s, t, 2))
+    if rounds:
+        weights = grid.to_model(follow[:, None].astype(np.float32))[:, 0, 0]
+    for done in range(rounds + 1):
+        frames = model_frames(cycle, grid, shifts if done else None)
+        u_cycle = _track(model, frames, batch_slices, device, progress, done * s, (rounds + 1) * s)
+        u_cycle = u_cycle + torch.from_numpy(shifts).float()[..., None, None]
+        if done < rounds:
+            shifts = mean_motion(u_cycle, weights)
+            shifts[:, 0] = 0.0  # ED is the reference
+            log.debug("re-centring round %d: largest shift %.2f mm", done + 1,
+                      float(np.abs(shifts).max()))
     u = torch.empty_like(u_cycle)
     u[:, order] = u_cycle
     native = grid.to_native(u)
     native[:, ed_phase] = 0.0
     log.debug("motion: %d slices x %d phases, max |u| %.1f mm", s, t, np.abs(native).max())
     return native.astype(np.float32)
+
+
+def _track(model: MotionModel, frames: torch.Tensor, batch_slices: int,
+           device: str | torch.device, progress: Progress | None, done: int, total: int
+           ) -> torch.Tensor:
+    """``(S, T, 2, G, G)`` mm: the model's ED-referenced fields of a cycle, in batches."""
+    s = frames.shape[0]
+    out = []
+    with torch.inference_mode():
+        for start in range(0, s, batch_slices):
+            batch = frames[start : start + batch_slices].to(device)
+            out.append(model.track(batch)[-1].cpu() * model.config.spacing_mm)
+            if progress is not None:
+                progress(done + min(start + batch_slices, s), total)
+    return torch.cat(out)

@@ -68,6 +68,9 @@ class AnalysisRequest:
         Model file; ``None``: the weights shipped for ``temporal``.
     ed_phase
         ``"auto"`` (largest LV blood pool) or a fixed 0-based phase index.
+    recentre_rounds
+        Times the model's crop follows the myocardium's mean motion and the model runs
+        again (``model.recentre_rounds``; see :func:`inference.motion.estimate_motion`).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     save_motion
@@ -90,6 +93,7 @@ class AnalysisRequest:
     temporal: Literal["gru", "transformer", "none"] = "gru"
     weights: Path | None = None
     ed_phase: Literal["auto"] | int = "auto"
+    recentre_rounds: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
     save_motion: bool = False
     series_instance_uid: str | None = None
@@ -199,7 +203,8 @@ def find_segmentation(
 
 def _model_identity(request: AnalysisRequest, weights: Path) -> dict[str, object]:
     return {"name": "cinestrain motion model", "version": __version__,
-            "weights": weights.name, "pairing": request.pairing, "temporal": request.temporal}
+            "weights": weights.name, "pairing": request.pairing, "temporal": request.temporal,
+            "recentre_rounds": request.recentre_rounds}
 
 
 def _write_json(path: Path, doc: dict[str, object]) -> Path:
@@ -297,6 +302,8 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None,
         ed,
         model,
         centres=motion_centres(centres, masks.lv_centres),
+        follow=masks.myocardium,
+        recentre_rounds=request.recentre_rounds,
         device=resolve_device(request.device),
         progress=None if progress is None else (lambda d, n: progress("motion", d, n)),
     )

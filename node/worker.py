@@ -56,6 +56,7 @@ def build_request(
         "temporal": model.temporal,
         "weights": str(model.weights) if model.weights is not None else None,
         "ed_phase": model.ed_phase,
+        "recentre_rounds": model.recentre_rounds,
         "device": cfg.worker.device,
         "save_motion": cfg.worker.save_motion,
         "series_instance_uid": series_uid,

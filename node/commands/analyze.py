@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         temporal=args.temporal or cfg.model.temporal,
         weights=args.weights or cfg.model.weights,
         ed_phase=cfg.model.ed_phase if args.ed_phase is None else args.ed_phase,
+        recentre_rounds=cfg.model.recentre_rounds,
         device=args.device or cfg.worker.device,
         save_motion=args.save_motion,
         series_instance_uid=args.series,
