@@ -103,14 +103,15 @@ def contour_metrics(study: SunnybrookStudy, carried: dict[int, np.ndarray]
 
 
 def analyze(study: SunnybrookStudy, out: Path, seg: Path | None,
-            weights: Path | None = None) -> tuple[dict, dict]:
+            weights: Path | None = None, config: Path | None = None) -> tuple[dict, dict]:
     """``cinestrain analyze`` on the study, as a user runs it: (report.json, motion.npz).
 
     A subprocess (``python -m node``), which also keeps ``bench/node.py`` from shadowing
     the ``node`` package."""
     command = [sys.executable, "-m", "node", "analyze", str(study.folder), "--out", str(out),
                "--save-motion", *(["--seg", str(seg)] if seg is not None else []),
-               *(["--weights", str(weights.resolve())] if weights is not None else [])]
+               *(["--weights", str(weights.resolve())] if weights is not None else []),
+               *(["--config", str(config.resolve())] if config is not None else [])]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{study.name}: analyze failed ({done.returncode}): "
@@ -132,7 +133,7 @@ def summary_of(report: dict) -> dict[str, object]:
 
 
 def run_study(name: str, work: Path, pictures: Path | None,
-              weights: Path | None = None) -> dict[str, object]:
+              weights: Path | None = None, config: Path | None = None) -> dict[str, object]:
     """Every figure of one study."""
     root = extract(name, work)
     study = load_study(root, name)
@@ -144,12 +145,12 @@ def run_study(name: str, work: Path, pictures: Path | None,
 
     start = time.perf_counter()
     seg_path = write_manual_seg(study, root / "manual_seg.dcm")
-    report_seg, motion_seg = analyze(study, root / "analyze-seg", seg_path, weights)
+    report_seg, motion_seg = analyze(study, root / "analyze-seg", seg_path, weights, config)
     times["analyze_manual_seg_s"] = time.perf_counter() - start
     if int(motion_seg["ed_phase"]) != ed:
         raise RuntimeError(f"{name}: analyze with the manual SEG took ED {motion_seg['ed_phase']}")
     start = time.perf_counter()
-    report_auto, motion_auto = analyze(study, root / "analyze-auto", None, weights)
+    report_auto, motion_auto = analyze(study, root / "analyze-auto", None, weights, config)
     times["analyze_auto_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -240,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pictures", action="store_true")
     parser.add_argument("--weights", type=Path, help="model file (default: the shipped gru)")
+    parser.add_argument("--config", type=Path,
+                        help="node configuration whose [model] settings analyze uses")
     parser.add_argument("--out", type=Path, default=Path("bench/out/real.json"))
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
@@ -250,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in args.studies.split(","):
         results.append(run_study(name, args.work, args.work if args.pictures else None,
-                                 args.weights))
+                                 args.weights, args.config))
         print(f"{name}: {sum(results[-1]['seconds'].values()):.0f} s", file=sys.stderr)
     print_table(results)
     total = time.perf_counter() - start
