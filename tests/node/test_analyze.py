@@ -70,6 +70,7 @@ def test_analyze_with_the_study_seg(study: Path, tmp_path: Path,
                  "--out", str(out), "--save-motion", "--device", "cpu"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["myocardium_source"] == "seg"
+    assert report["model"]["recentre_rounds"] == 1  # the default, recorded with the model
     assert set(report["segments"]) == {str(k) for k in range(1, 17)}
     assert report["global"]["peak_circumferential_strain_pct"] < 0
     assert report["function"]["ef_pct"] > 0
@@ -135,6 +136,26 @@ def test_ed_phase_fixed_by_option_or_config(study: Path, tmp_path: Path) -> None
         with np.load(out / "motion.npz") as motion:
             assert int(motion["ed_phase"]) == expected
             assert not motion["displacement"][:, expected].any()
+
+
+@pytest.mark.slow
+@needs_weights
+def test_recentre_rounds_from_the_config_reach_the_motion(study: Path, tmp_path: Path) -> None:
+    """``model.recentre_rounds = 0`` (a fixed crop) gives another field than the default
+    following crop, and report.json says which was used."""
+    config = tmp_path / "node.toml"
+    config.write_text("[model]\nrecentre_rounds = 0\n")
+    fields = {}
+    for name, extra in {"fixed": ["--config", str(config)], "default": []}.items():
+        out = tmp_path / name
+        assert main(["analyze", str(study / "dicom"), "--seg", str(study / "seg" / "seg.dcm"),
+                     "--out", str(out), "--device", "cpu", "--save-motion", *extra]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert report["model"]["recentre_rounds"] == {"fixed": 0, "default": 1}[name]
+        with np.load(out / "motion.npz") as motion:
+            fields[name] = motion["displacement"]
+    moved = np.abs(fields["default"] - fields["fixed"]).max()
+    assert 0.01 < moved < 5.0  # mm: a correction, not another answer
 
 
 def test_a_variant_without_shipped_weights_is_refused_up_front(tmp_path: Path, capsys) -> None:
