@@ -83,7 +83,7 @@ def product_crop(pixels: np.ndarray, spacing: tuple[float, float], ed: int
 
 
 def methods(threads: int, variants: list[str], pairings: list[str], weights_dir: Path | None,
-            recentre: list[int]):
+            recentre: list[int], baselines: bool = True):
     """name -> function(pixels, spacing, ed) -> u."""
     out = {}
     for temporal in variants:
@@ -101,8 +101,9 @@ def methods(threads: int, variants: list[str], pairings: list[str], weights_dir:
 
             suffix = "" if rounds == DEFAULT_RECENTRE else f"-recentre{rounds}"
             out[f"model-{temporal}-{pairing}{suffix}"] = run
-    out["demons"] = lambda px, sp, ed: demons_motion(px, sp, ed)
-    out["zero"] = lambda px, sp, ed: zero_motion(px)
+    if baselines:
+        out["demons"] = lambda px, sp, ed: demons_motion(px, sp, ed)
+        out["zero"] = lambda px, sp, ed: zero_motion(px)
     return out
 
 
@@ -184,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         "product's; rows for other values are named -recentreN)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench/out/accuracy.json"))
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="models only: no demons, no zero motion (quick comparisons)")
     parser.add_argument("--speed-slices", type=int, default=4, help="0: no speed table")
     parser.add_argument("--speed-repeats", type=int, default=3)
     args = parser.parse_args(argv)
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     todo = methods(args.threads, args.variants.split(","), args.pairings.split(","),
-                   args.weights_dir, _rounds(args.recentre_rounds))
+                   args.weights_dir, _rounds(args.recentre_rounds), not args.no_baselines)
     rows: dict[str, list[dict]] = {name: [] for name in todo}
     for i in range(args.cases):
         case = generate_case(HELD_OUT_SEED + i)

@@ -109,7 +109,8 @@ def case_metrics(case: PhantomCase, order: np.ndarray, u: np.ndarray, masks: Myo
 
 
 def displacement(source: str, case: PhantomCase, order: np.ndarray, pixels: np.ndarray,
-                 model: object, masks: MyocardiumMasks) -> np.ndarray:
+                 model: object, masks: MyocardiumMasks,
+                 recentre_rounds: int = ModelSettings().recentre_rounds) -> np.ndarray:
     """``[S, T, 2, H, W]`` mm in the reader's slice order from the truth, model or demons.
 
     The model's grid is centred and moved as the product does it (``node.pipeline``): on
@@ -124,13 +125,19 @@ def displacement(source: str, case: PhantomCase, order: np.ndarray, pixels: np.n
         return estimate_motion(pixels, spacing, ed, model,
                                centres=motion_centres(coarse, masks.lv_centres),
                                follow=masks.myocardium,
-                               recentre_rounds=ModelSettings().recentre_rounds)
+                               recentre_rounds=recentre_rounds)
     return demons_motion(pixels, spacing, ed)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--first", type=int, default=0,
+                        help="index of the first held-out case (seed 900000 + FIRST)")
+    parser.add_argument("--hypokinetic-only", action="store_true",
+                        help="skip the cases without a hypokinetic segment")
+    parser.add_argument("--recentre-rounds", type=int, default=ModelSettings().recentre_rounds,
+                        help="the model crop's following rounds (default: the product's)")
     parser.add_argument("--methods", default="truth-seg,truth-auto,model-seg,model-auto,demons-seg")
     parser.add_argument("--weights", type=Path, help="model file (default: shipped gru)")
     parser.add_argument("--threads", type=int, default=2)
@@ -147,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model, _ = load_model(weights)
     rows: dict[str, list[dict]] = {m: [] for m in methods}
-    for i in range(args.cases):
+    for i in range(args.first, args.first + args.cases):
         case = generate_case(HELD_OUT_SEED + i)
+        if args.hypokinetic_only and not case.params.motion.hypokinetic:
+            continue
         t = case.truth
         g = case.params.geometry
         order = np.argsort(g.positions @ g.normal)  # the reader's slice order
@@ -171,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             # the model's crop follows the masks' LV centres; the others do not use them
             key = method if source == "model" else source
             if key not in cache:
-                cache[key] = displacement(source, case, order, pixels, model, masks)
+                cache[key] = displacement(source, case, order, pixels, model, masks,
+                                          args.recentre_rounds)
             m = case_metrics(case, order, cache[key], masks)
             m["case"] = i
             m["seconds"] = time.perf_counter() - start
@@ -202,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{a['hypokinetic_hit_pct']:5.0f}/{a['hypokinetic_cases']:<1d} {a['dice']:6.3f} "
               f"{a['hausdorff_mm']:6.1f} {a['ef_err_pp']:6.2f} {a['es_phase_err']:4.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"cases": args.cases, "held_out_seed": HELD_OUT_SEED,
+    args.out.write_text(json.dumps({"cases": args.cases, "first": args.first,
+                                    "hypokinetic_only": args.hypokinetic_only,
+                                    "recentre_rounds": args.recentre_rounds,
+                                    "held_out_seed": HELD_OUT_SEED,
                                     "summary": summary, "per_case": rows}, indent=2))
     return 0
 
