@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     def progress(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="slice", file=sys.stderr)
+            # motion counts model passes over a slice: 1 + model.recentre_rounds per slice
+            unit = "slice pass" if stage == "motion" else "slice"
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr)
         bar.n = done
         bar.refresh()
 
