@@ -199,17 +199,18 @@ def main(argv: list[str] | None = None) -> int:
                          "es_phase_err")}
         hits = [r["hypokinetic_hit"] for r in per_case if r["hypokinetic_hit"] is not None]
         agg["hypokinetic_hit_pct"] = 100.0 * float(np.mean(hits)) if hits else float("nan")
+        agg["hypokinetic_hits"] = int(sum(hits))
         agg["hypokinetic_cases"] = len(hits)
         agg["cases"] = len(per_case)
         summary[method] = agg
     header = (f"{'method':12s} {'circ pp':>8s} {'rad pp':>7s} {'ttp ms':>7s} {'seg pp':>7s} "
-              f"{'hypo %':>7s} {'Dice':>6s} {'HD mm':>6s} {'EF pp':>6s} {'ES':>4s}")
+              f"{'hypo':>7s} {'Dice':>6s} {'HD mm':>6s} {'EF pp':>6s} {'ES':>4s}")
     print(header)
     print("-" * len(header))
     for method, a in summary.items():
         print(f"{method:12s} {a['global_circ_err_pp']:8.2f} {a['global_radial_err_pp']:7.2f} "
               f"{a['ttp_circ_err_ms']:7.1f} {a['segment_circ_mae_pp']:7.2f} "
-              f"{a['hypokinetic_hit_pct']:5.0f}/{a['hypokinetic_cases']:<1d} {a['dice']:6.3f} "
+              f"{a['hypokinetic_hits']:>4d}/{a['hypokinetic_cases']:<2d} {a['dice']:6.3f} "
               f"{a['hausdorff_mm']:6.1f} {a['ef_err_pp']:6.2f} {a['es_phase_err']:4.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cases": args.cases, "first": args.first,
