@@ -37,16 +37,22 @@ from inference.phantom.case import generate_case  # noqa: E402
 from inference.shipped_weights import shipped_weights_path  # noqa: E402
 
 
+def radius_mm(shape: tuple[int, int], centres: np.ndarray, spacing: tuple[float, float]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``[S, H, W]`` distance (mm) of each pixel from its slice's centre (pixel ``(row,
+    col)``), and the row and column of the radial unit vector."""
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    dr = (rows[None] - centres[:, 0, None, None]) * spacing[0]
+    dc = (cols[None] - centres[:, 1, None, None]) * spacing[1]
+    length = np.maximum(np.hypot(dr, dc), 1e-6)
+    return length, dr / length, dc / length
+
+
 def polar_parts(u: np.ndarray, centres: np.ndarray, spacing: tuple[float, float]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Radial and tangential components of ``u[S, T, 2, H, W]`` about each slice's centre
     (pixel ``(row, col)``), and the ``[S, H, W]`` radial unit vector's row and column."""
-    _, _, _, h, w = u.shape
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
-    dr = (rows[None] - centres[:, 0, None, None]) * spacing[0]
-    dc = (cols[None] - centres[:, 1, None, None]) * spacing[1]
-    length = np.maximum(np.hypot(dr, dc), 1e-6)
-    er, ec = dr / length, dc / length
+    _, er, ec = radius_mm(u.shape[-2:], centres, spacing)
     radial = u[:, :, 0] * er[:, None] + u[:, :, 1] * ec[:, None]
     tangential = -u[:, :, 0] * ec[:, None] + u[:, :, 1] * er[:, None]
     return radial, tangential, er, ec
@@ -120,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         rad_m, tan_m, er, ec = polar_parts(ours, centres, spacing)
         rad_t, tan_t, _, _ = polar_parts(truth, centres, spacing)
         gains.append((gain(rad_m, rad_t, seg.myocardium), gain(tan_m, tan_t, seg.myocardium)))
-        rows_mm = (np.arange(pixels.shape[2])[None, :, None] - centres[:, 0, None, None])
-        cols_mm = (np.arange(pixels.shape[3])[None, None, :] - centres[:, 1, None, None])
-        radius = np.hypot(rows_mm * spacing[0], cols_mm * spacing[1])
+        radius, _, _ = radius_mm(pixels.shape[-2:], centres, spacing)
         errors.append(error_split(rad_m, tan_m, rad_t, tan_t,
                                   seg.myocardium.astype(bool) & ring[:, None, None], radius))
         fields = (ours, recombine(rad_m, tan_t, er, ec), recombine(rad_t, tan_m, er, ec), truth)
