@@ -1,7 +1,10 @@
 """The ``cinestrain`` command line: one sub-command per module in :mod:`node.commands`.
 
-Each command module exposes ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int`` (the process exit status). Library code logs; only commands print.
+Each command module exposes ``add_arguments(parser)`` and ``run(args) -> int`` (the
+process exit status); its one-line help lives here, so that only the module of the
+command being run is imported: ``serve``, ``status`` or ``echo`` never load PyTorch
+(which the model commands need): the node's main process stays small and an admin's
+``cinestrain status`` answers at once. Library code logs; only commands print.
 """
 
 from __future__ import annotations
@@ -14,23 +17,37 @@ from collections.abc import Sequence
 
 from config import __version__
 
-#: sub-command name -> module implementing it
-COMMANDS: dict[str, str] = {
-    "config": "node.commands.config",
-    "inspect": "node.commands.inspect",
-    "phantom": "node.commands.phantom",
-    "analyze": "node.commands.analyze",
-    "train": "node.commands.train",
-    "serve": "node.commands.serve",
-    "status": "node.commands.status",
-    "echo": "node.commands.echo",
-    "retry": "node.commands.retry",
-    "view": "node.commands.view",
+#: sub-command name -> (module implementing it, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("node.commands.config",
+               "validate a configuration file and print the effective configuration"),
+    "inspect": ("node.commands.inspect",
+                "list the series and cine stacks in a folder of DICOM files, and their problems"),
+    "phantom": ("node.commands.phantom", "write synthetic cine short-axis MR studies with "
+                "exact ground-truth motion and strain"),
+    "analyze": ("node.commands.analyze",
+                "myocardial motion, strain and LV function of the cine stack in a folder"),
+    "train": ("node.commands.train",
+              "train the motion model on phantom data (seeded, resumable, JSON loss log)"),
+    "serve": ("node.commands.serve",
+              "run the DICOM node (SCP, scheduler, worker, export) in the foreground"),
+    "status": ("node.commands.status",
+               "show received stacks, jobs by state, exports, failures and disk use"),
+    "echo": ("node.commands.echo",
+             "C-ECHO a configured DICOM destination (by name) to test the connection"),
+    "retry": ("node.commands.retry",
+              "send a job's results to every destination again; a failed job is run again"),
+    "view": ("node.commands.view",
+             "local OHIF viewer (Orthanc DICOMweb + nginx) on loopback; --send files to it"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every sub-command registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser, every sub-command listed with its help.
+
+    Only ``command``'s module is imported and its options registered; the others are
+    never parsed in this run (``None``: none, for the top-level help or a usage error).
+    """
     parser = argparse.ArgumentParser(
         prog="cinestrain",
         description="Myocardial motion and strain from cine cardiac MR, as a DICOM node.",
@@ -40,12 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
+
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (its first word that is not an option)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def setup_logging(verbosity: int) -> None:
@@ -58,7 +84,8 @@ def setup_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cinestrain`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
         parser.print_help()

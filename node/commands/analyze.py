@@ -19,8 +19,6 @@ from inference.shipped_weights import missing_weights
 from node.commands.view import add_viewer_arguments, send_and_print, settings_from
 from node.pipeline import AnalysisRequest, run_analysis
 
-HELP = "myocardial motion, strain and LV function of the cine stack in a folder"
-
 
 def _ed_phase(value: str) -> str | int:
     if value == "auto":

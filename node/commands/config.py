@@ -12,8 +12,6 @@ import tomli_w
 from config import ConfigError, default_config_path, load_config
 from inference.shipped_weights import missing_weights
 
-HELP = "validate a configuration file and print the effective configuration"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from config import ConfigError, DicomDestination, load_config
 
-HELP = "C-ECHO a configured DICOM destination (by name) to test the connection"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""

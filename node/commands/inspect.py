@@ -19,8 +19,6 @@ from dicom_io.geometry import classify_orientation
 from dicom_io.scan import scan_dicom
 from dicom_io.stacks import MIN_PHASES, CineStack, SeriesLayout, StackSearch, find_stacks
 
-HELP = "list the series and cine stacks in a folder of DICOM files, and their problems"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""

@@ -29,8 +29,6 @@ from dicom_io.mr import CineStudy, write_cine_classic, write_cine_enhanced
 from dicom_io.seg import build_segmentation
 from inference.phantom import PhantomCase, PhantomConfig, generate_case, write_truth
 
-HELP = "write synthetic cine short-axis MR studies with exact ground-truth motion and strain"
-
 #: series numbers of what a case holds
 CINE_SERIES_NUMBER = 1
 ENHANCED_SERIES_NUMBER = 100

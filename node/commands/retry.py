@@ -8,8 +8,6 @@ from pathlib import Path
 
 from config import ConfigError, load_config
 
-HELP = "send a job's results to every destination again; a failed job is run again"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""

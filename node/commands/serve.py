@@ -9,8 +9,6 @@ from pathlib import Path
 from config import ConfigError, load_config
 from config.schema import AllowedCaller
 
-HELP = "run the DICOM node (SCP, scheduler, worker, export) in the foreground"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""

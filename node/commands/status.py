@@ -12,8 +12,6 @@ from typing import Any
 
 from config import ConfigError, load_config
 
-HELP = "show received stacks, jobs by state, exports, failures and disk use"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""

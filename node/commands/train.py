@@ -27,8 +27,6 @@ from inference.train import TrainSettings, train
 from inference.upsample import UPSAMPLINGS
 from node.pipeline import choose_ed_phase
 
-HELP = "train the motion model on phantom data (seeded, resumable, JSON loss log)"
-
 
 def share(text: str) -> float:
     """A fraction between 0 and 1, for argparse."""

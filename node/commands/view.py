@@ -24,8 +24,6 @@ from node.viewer import (
     send_to_viewer,
 )
 
-HELP = "local OHIF viewer (Orthanc DICOMweb + nginx) on loopback; --send files to it"
-
 
 def add_viewer_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that locate the viewer (shared with ``analyze --view``)."""
