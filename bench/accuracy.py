@@ -23,7 +23,6 @@ come from seeds below 100000, see ``inference/phantom/dataset.py``).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import multiprocessing
 import os
@@ -91,16 +90,17 @@ def methods(threads: int, variants: list[str], pairings: list[str], weights_dir:
         if not path.exists():
             print(f"(no weights for {temporal}: {path})", file=sys.stderr)
             continue
-        for pairing, rounds in itertools.product(pairings, recentre):
+        for pairing in pairings:
             model, _ = load_model(path, pairing=pairing)
+            for rounds in recentre:
 
-            def run(px, sp, ed, model=model, rounds=rounds):
-                centres, myocardium = product_crop(px, sp, ed)
-                return estimate_motion(px, sp, ed, model, centres=centres, follow=myocardium,
-                                       recentre_rounds=rounds)
+                def run(px, sp, ed, model=model, rounds=rounds):
+                    centres, myocardium = product_crop(px, sp, ed)
+                    return estimate_motion(px, sp, ed, model, centres=centres,
+                                           follow=myocardium, recentre_rounds=rounds)
 
-            suffix = "" if rounds == DEFAULT_RECENTRE else f"-recentre{rounds}"
-            out[f"model-{temporal}-{pairing}{suffix}"] = run
+                suffix = "" if rounds == DEFAULT_RECENTRE else f"-recentre{rounds}"
+                out[f"model-{temporal}-{pairing}{suffix}"] = run
     if baselines:
         out["demons"] = lambda px, sp, ed: demons_motion(px, sp, ed)
         out["zero"] = lambda px, sp, ed: zero_motion(px)
