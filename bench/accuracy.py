@@ -33,15 +33,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from config.schema import ModelSettings
-from inference.baselines import demons_motion, zero_motion
-from inference.checkpoint import load_model
-from inference.motion import estimate_motion
-from inference.myocardium import MyocardiumError, segment_myocardium
-from inference.phantom.case import generate_case
-from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
-from inference.shipped_weights import shipped_weights_path
-from inference.strain import deformation_gradient
+from cinestrain.config.schema import ModelSettings
+from cinestrain.inference.baselines import demons_motion, zero_motion
+from cinestrain.inference.heart.centres import (
+    find_heart_centres,
+    motion_centres,
+    normalise_intensity,
+)
+from cinestrain.inference.heart.myocardium import MyocardiumError, segment_myocardium
+from cinestrain.inference.heart.strain import deformation_gradient
+from cinestrain.inference.model.checkpoint import load_model
+from cinestrain.inference.model.estimate import estimate_motion
+from cinestrain.inference.model.shipped_weights import shipped_weights_path
+from cinestrain.inference.phantom.case import generate_case
 
 HELD_OUT_SEED = 900_000
 DEFAULT_RECENTRE = ModelSettings().recentre_rounds
@@ -90,14 +94,15 @@ def methods(threads: int, variants: list[str], pairings: list[str], weights_dir:
         if not path.exists():
             print(f"(no weights for {temporal}: {path})", file=sys.stderr)
             continue
+        model, _ = load_model(path)
         for pairing in pairings:
-            model, _ = load_model(path, pairing=pairing)
             for rounds in recentre:
+                settings = ModelSettings(pairing=pairing, recentre_rounds=rounds).motion_settings()
 
-                def run(px, sp, ed, model=model, rounds=rounds):
+                def run(px, sp, ed, model=model, settings=settings):
                     centres, myocardium = product_crop(px, sp, ed)
-                    return estimate_motion(px, sp, ed, model, centres=centres,
-                                           follow=myocardium, recentre_rounds=rounds)
+                    return estimate_motion(px, sp, ed, model, settings, centres=centres,
+                                           follow=myocardium)
 
                 suffix = "" if rounds == DEFAULT_RECENTRE else f"-recentre{rounds}"
                 out[f"model-{temporal}-{pairing}{suffix}"] = run

@@ -5,11 +5,11 @@ as bench/strain.py has it, in a minute instead of ten.
         [--cache /tmp/cinestrain-myocardium] [--pictures DIR] [--per-slice] [--out F.json]
 
 - **real**: per study, what ``analyze`` does before the motion: the stack's heart centres,
-  the ED phase (:func:`node.pipeline.choose_ed_phase`, automatic), the automatic
+  the ED phase (:func:`inference.heart.ed_phase.choose_ed_phase`, automatic), the automatic
   myocardium at that phase; its Dice against the manual ED myocardium over the contoured
   slices only (as ``bench/real.py``'s ``auto_myocardium.dice``), and again at the manual
   ED phase. Needs ``../shared/data/sunnybrook``.
-- **phantom**: :func:`inference.myocardium.segment_myocardium` on held-out cases from seed
+- **phantom**: :func:`inference.heart.myocardium.segment_myocardium` on held-out cases from seed
   900000 in the reader's slice order at the true ED phase, Dice and Hausdorff distance
   against the truth myocardium over all slices (``bench/strain.py``'s ``*-auto`` rows).
 
@@ -19,7 +19,6 @@ The read studies and generated cases are cached (pickles) under ``--cache``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import pickle
 import sys
@@ -30,17 +29,10 @@ import numpy as np
 from strain import HELD_OUT_SEED, dice, hausdorff_mm
 from sunnybrook import SHARED, STUDIES, SunnybrookStudy, extract, load_study, outline_montage
 
-from inference.myocardium import segment_myocardium
-from inference.phantom.case import generate_case
-from inference.preprocess import find_heart_centres, normalise_intensity
-
-
-def _pipeline() -> object:
-    """``node.pipeline``, imported with bench/ off the path (bench/node.py shadows the
-    ``node`` package for a script run from bench/)."""
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    return importlib.import_module("node.pipeline")
+from cinestrain.inference.heart.centres import find_heart_centres, normalise_intensity
+from cinestrain.inference.heart.ed_phase import choose_ed_phase
+from cinestrain.inference.heart.myocardium import AutomaticMyocardium, segment_myocardium
+from cinestrain.inference.phantom.case import generate_case
 
 
 def _cached(path: Path, make: object) -> object:
@@ -58,11 +50,11 @@ def real_study(name: str, cache: Path, per_slice: bool, pictures: Path | None
     study: SunnybrookStudy = _cached(cache / f"{name}.pkl",
                                      lambda: load_study(extract(name, cache), name))
     cine, sl = study.cine, study.slices
-    pipeline = _pipeline()
     start = time.perf_counter()
     centres = find_heart_centres(normalise_intensity(cine.pixels), cine.in_plane_spacing)
-    segment = pipeline.AutomaticMyocardium(cine, centres)
-    ed, _, _ = pipeline.choose_ed_phase(cine, "auto", centres, segment=segment)
+    spacing = cine.in_plane_spacing
+    segment = AutomaticMyocardium(cine.pixels, spacing, centres)
+    ed, _, _ = choose_ed_phase(cine.pixels, spacing, "auto", centres, segment=segment)
     manual = study.ed_myocardium()
     out: dict[str, object] = {"study": name, "ed_found": ed, "ed_manual": study.ed_phase}
     for label, phase in (("found", ed), ("manual", study.ed_phase)):

@@ -64,7 +64,7 @@ def free_port() -> int:
 
 def make_stack(out: Path, slices: int, phases: int, matrix: int) -> list[Path]:
     """A cine stack as classic MR files, one series per slice."""
-    from dicom_io.mr import CineStudy, write_cine_classic
+    from cinestrain.inference.phantom.scanner import CineStudy, write_cine_classic
 
     rng = np.random.default_rng(0)
     study = CineStudy(
@@ -157,8 +157,8 @@ def bare_server(mode: str, port: int, out: Path) -> None:
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import MRImageStorage, Verification
 
-    from config.schema import NodeSection
-    from node.handlers import handle_connection_open
+    from cinestrain.config.schema import NodeSection
+    from cinestrain.node.receive.handlers import handle_connection_open
 
     node = NodeSection()
 
@@ -205,11 +205,11 @@ def profile_receive(files: list[Path], work: Path) -> str:
     from pynetdicom.association import Association
     from pynetdicom.dul import DULServiceProvider
 
-    from config.load import parse_config
-    from node.handlers import StoreContext
-    from node.index import Index
-    from node.scp import start_scp
-    from node.spool import Spool
+    from cinestrain.config.load import parse_config
+    from cinestrain.node.index import Index
+    from cinestrain.node.receive.handlers import StoreContext
+    from cinestrain.node.receive.scp import start_scp
+    from cinestrain.node.receive.spool import Spool
 
     profiles: list[tuple[str, cProfile.Profile]] = []
 

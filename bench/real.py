@@ -49,9 +49,9 @@ from sunnybrook import (
     polygon_mask,
 )
 
-from dicom_io.results import read_source_headers
-from dicom_io.seg import build_cine_segmentation
-from inference.baselines import demons_motion
+from cinestrain.dicom_io.write.results import read_source_headers
+from cinestrain.dicom_io.write.seg import build_cine_segmentation
+from cinestrain.inference.baselines import demons_motion
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,7 +108,7 @@ def analyze(study: SunnybrookStudy, out: Path, seg: Path | None,
 
     A subprocess (``python -m node``), which also keeps ``bench/node.py`` from shadowing
     the ``node`` package."""
-    command = [sys.executable, "-m", "node", "analyze", str(study.folder), "--out", str(out),
+    command = [sys.executable, "-m", "cinestrain", "analyze", str(study.folder), "--out", str(out),
                "--save-motion", *(["--seg", str(seg)] if seg is not None else []),
                *(["--weights", str(weights.resolve())] if weights is not None else []),
                *(["--config", str(config.resolve())] if config is not None else [])]

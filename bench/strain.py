@@ -30,21 +30,25 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from config.schema import ModelSettings
-from inference.analysis import LVAnalysis, analyze_motion
-from inference.baselines import demons_motion
-from inference.checkpoint import load_model
-from inference.function import lv_function, slice_spacing
-from inference.motion import estimate_motion
-from inference.myocardium import (
+from cinestrain.config.schema import ModelSettings
+from cinestrain.inference.baselines import demons_motion
+from cinestrain.inference.heart.analysis import LVAnalysis, analyze_motion
+from cinestrain.inference.heart.centres import (
+    find_heart_centres,
+    motion_centres,
+    normalise_intensity,
+)
+from cinestrain.inference.heart.lv_function import lv_function, slice_spacing
+from cinestrain.inference.heart.myocardium import (
     MyocardiumError,
     MyocardiumMasks,
     masks_from_segmentation,
     segment_myocardium,
 )
-from inference.phantom.case import PhantomCase, generate_case
-from inference.preprocess import find_heart_centres, motion_centres, normalise_intensity
-from inference.shipped_weights import shipped_weights_path
+from cinestrain.inference.model.checkpoint import load_model
+from cinestrain.inference.model.estimate import estimate_motion
+from cinestrain.inference.model.shipped_weights import shipped_weights_path
+from cinestrain.inference.phantom.case import PhantomCase, generate_case
 
 HELD_OUT_SEED = 900_000
 
@@ -122,10 +126,10 @@ def displacement(source: str, case: PhantomCase, order: np.ndarray, pixels: np.n
         return case.truth.displacement[order]
     if source == "model":
         coarse = find_heart_centres(normalise_intensity(pixels), spacing)
-        return estimate_motion(pixels, spacing, ed, model,
+        settings = ModelSettings(recentre_rounds=recentre_rounds).motion_settings()
+        return estimate_motion(pixels, spacing, ed, model, settings,
                                centres=motion_centres(coarse, masks.lv_centres),
-                               follow=masks.myocardium,
-                               recentre_rounds=recentre_rounds)
+                               follow=masks.myocardium)
     return demons_motion(pixels, spacing, ed)
 
 

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from strain import HELD_OUT_SEED, case_metrics, displacement  # noqa: E402
 
-from inference.checkpoint import load_model  # noqa: E402
-from inference.myocardium import masks_from_segmentation  # noqa: E402
-from inference.phantom.case import generate_case  # noqa: E402
-from inference.shipped_weights import shipped_weights_path  # noqa: E402
+from cinestrain.inference.heart.myocardium import masks_from_segmentation  # noqa: E402
+from cinestrain.inference.model.checkpoint import load_model  # noqa: E402
+from cinestrain.inference.model.shipped_weights import shipped_weights_path  # noqa: E402
+from cinestrain.inference.phantom.case import generate_case  # noqa: E402
 
 
 def radius_mm(shape: tuple[int, int], centres: np.ndarray, spacing: tuple[float, float]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.path import Path as PolygonPath
 
-from dicom_io import CineSeries, find_stacks, load_stack, scan_dicom
+from cinestrain.dicom_io import CineSeries, find_stacks, load_stack, scan_dicom
 
 #: where the shared archives live, relative to the repository root
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sunnybrook"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dicom_io.mr import CineStudy
+from cinestrain.inference.phantom.scanner import CineStudy
 
 #: ImageOrientationPatient of a real short-axis stack (Sunnybrook SCD0000101): double oblique
 SAX_ORIENTATION = np.array([-0.104592, 0.346381, -0.932245, -0.733192, -0.660188, -0.163037])

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, NodeConfig, default_config_path, load_config
-from config.load import parse_config
+from cinestrain.config import ConfigError, NodeConfig, default_config_path, load_config
+from cinestrain.config.load import parse_config
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "cinestrain" / "config" / "example.toml"
 
 
 def test_default_file_matches_schema_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,7 +125,7 @@ def test_environment_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_config_check_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from node.cli import main
+    from cinestrain.node.cli import main
 
     assert main(["config", "check", str(EXAMPLE)]) == 0
     printed = capsys.readouterr().out
@@ -145,7 +145,7 @@ def test_config_check_command(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 
 def test_check_refuses_a_model_without_weights(tmp_path: Path, capsys) -> None:
-    from node.cli import main
+    from cinestrain.node.cli import main
 
     cfg = tmp_path / "node.toml"
     cfg.write_text(f'[model]\ntemporal = "none"\nweights = "{tmp_path / "absent.pt"}"\n')
@@ -155,7 +155,7 @@ def test_check_refuses_a_model_without_weights(tmp_path: Path, capsys) -> None:
 
 def test_serve_refuses_to_start_without_model_weights(tmp_path: Path, capsys) -> None:
     # every job would fail at the model stage: said once, at start-up
-    from node.cli import main
+    from cinestrain.node.cli import main
 
     cfg = tmp_path / "node.toml"
     cfg.write_text(f'[model]\nweights = "{tmp_path / "absent.pt"}"\n')

@@ -20,8 +20,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from dicom_io.cine import load_cine
-from dicom_io.errors import (
+from cinestrain.dicom_io.geometry import classify_orientation
+from cinestrain.dicom_io.read.cine import load_cine
+from cinestrain.dicom_io.read.errors import (
     CineSeriesError,
     DuplicateFrameError,
     InconsistentGeometryError,
@@ -34,10 +35,9 @@ from dicom_io.errors import (
     UnequalPhaseCountError,
     UnreadableFileError,
 )
-from dicom_io.geometry import classify_orientation
-from dicom_io.mr import CineStudy, write_cine_classic, write_cine_enhanced
-from dicom_io.scan import scan_dicom
-from dicom_io.stacks import find_stacks
+from cinestrain.dicom_io.read.scan import scan_dicom
+from cinestrain.dicom_io.read.stacks import find_stacks
+from cinestrain.inference.phantom.scanner import CineStudy, write_cine_classic, write_cine_enhanced
 
 SUNNYBROOK = Path(__file__).resolve().parents[2] / "../shared/data/sunnybrook/SCD0000101.tar.gz"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as PolyPath
 
-from dicom_io.contours import mask_outlines
+from cinestrain.dicom_io.write.contours import mask_outlines
 
 
 def _enclosed(outline: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

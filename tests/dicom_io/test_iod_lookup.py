@@ -6,7 +6,7 @@ import pytest
 from highdicom import _standard_utils, base
 from pydicom.uid import MRImageStorage, ParametricMapStorage, SegmentationStorage
 
-from dicom_io.iod_lookup import memoize_iod_lookups
+from cinestrain.dicom_io.write.iod_lookup import memoize_iod_lookups
 
 
 @pytest.mark.parametrize("attribute, sop_class", [

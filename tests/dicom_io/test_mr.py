@@ -17,7 +17,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from dicom_io.mr import CineStudy, write_cine_classic, write_cine_enhanced
+from cinestrain.inference.phantom.scanner import CineStudy, write_cine_classic, write_cine_enhanced
 
 DCIODVFY = shutil.which("dciodvfy")
 needs_dciodvfy = pytest.mark.skipif(
@@ -170,7 +170,7 @@ class TestDciodvfy:
 
 def test_written_study_round_trips_through_reader(make_study, tmp_path):
     """The writer's own files load back unchanged (the reader has its own, wider tests)."""
-    from dicom_io.cine import load_cine
+    from cinestrain.dicom_io.read.cine import load_cine
 
     study = make_study(n_slices=2, n_phases=8)
     write_cine_classic(study, tmp_path)

@@ -7,8 +7,13 @@ import highdicom as hd
 import numpy as np
 import pytest
 
-from dicom_io.pm import QUANTITIES, build_parametric_maps, displacement_in_patient, frame_slices
-from dicom_io.uids import ResultUIDs
+from cinestrain.dicom_io.write.pm import (
+    QUANTITIES,
+    build_parametric_maps,
+    displacement_in_patient,
+    frame_slices,
+)
+from cinestrain.dicom_io.write.uids import ResultUIDs
 from tests.dicom_io.test_results import phantom_result, stable_json
 
 

@@ -27,13 +27,19 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from dicom_io import CineSeries, load_cine
-from dicom_io.mr import write_cine_classic, write_cine_enhanced
-from dicom_io.results import DicomResults, read_source_headers, write_dicom_results
-from dicom_io.seg import read_myocardium_segmentation
-from inference.analysis import LVAnalysis, analyze_motion
-from inference.myocardium import masks_from_segmentation
-from inference.phantom import PhantomConfig, generate_case
+from cinestrain.dicom_io import CineSeries, load_cine
+from cinestrain.dicom_io.read.seg import read_myocardium_segmentation
+from cinestrain.dicom_io.write.results import (
+    DicomResults,
+    StrainMaps,
+    read_source_headers,
+    write_dicom_results,
+)
+from cinestrain.inference.heart.analysis import LVAnalysis, analyze_motion
+from cinestrain.inference.heart.myocardium import masks_from_segmentation
+from cinestrain.inference.phantom import PhantomConfig, generate_case
+from cinestrain.inference.phantom.scanner import write_cine_classic, write_cine_enhanced
+from cinestrain.node.pipeline import strain_maps
 
 #: the model identity written into report.json by the tests (no model is run)
 MODEL = {"name": "cinestrain motion model", "version": "0.0.test", "weights": "truth",
@@ -54,6 +60,11 @@ class PhantomResult:
     analysis: LVAnalysis
     report: dict
 
+    @property
+    def maps(self) -> StrainMaps:
+        """What the DICOM writer is given, as the pipeline gives it."""
+        return strain_maps(self.analysis)
+
 
 #: dciodvfy warnings that the results are known to give, each for a documented reason
 #: (README, "DICOM results"): the Parametric Map's Derived Pixel Contrast QUANTITY (a
@@ -72,7 +83,7 @@ ACCEPTED_WARNINGS = (
 def phantom_result(layout: str = "classic") -> PhantomResult:
     """Built once per test session and layout (a few seconds): ``"classic"`` (one MR
     series per slice) or ``"enhanced"`` (one Enhanced MR multi-frame object)."""
-    from node.commands.phantom import cine_study
+    from cinestrain.node.commands.phantom import cine_study
 
     case = generate_case(11, CONFIG)
     folder = Path(tempfile.mkdtemp(prefix="cinestrain-results-"))
@@ -115,7 +126,7 @@ def written(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             ) -> tuple[PhantomResult, DicomResults]:
     p = phantom_result(request.param)
     out = tmp_path_factory.mktemp(f"results-{request.param}")
-    results = write_dicom_results(p.cine, p.images, p.analysis, p.u, p.report, out)
+    results = write_dicom_results(p.cine, p.images, p.maps, p.u, p.report, out)
     return p, results
 
 
@@ -168,7 +179,7 @@ def stable_json(ds_or_path: Dataset | Path) -> dict:
 def test_reprocessing_gives_the_same_uids(written, tmp_path: Path) -> None:
     """Also: two processes write the same objects as one."""
     p, results = written
-    again = write_dicom_results(p.cine, p.images, p.analysis, p.u, p.report, tmp_path,
+    again = write_dicom_results(p.cine, p.images, p.maps, p.u, p.report, tmp_path,
                                 processes=2)
     assert [f.name for f in again.paths] == [f.name for f in results.paths]
     for one, two in zip(results.paths, again.paths, strict=True):
@@ -179,7 +190,7 @@ def test_reprocessing_gives_the_same_uids(written, tmp_path: Path) -> None:
                     for f in again.paths)
     assert first == second and len(set(first)) == len(first)
     other = dict(p.report, model=dict(MODEL, version="9.9"))
-    moved = write_dicom_results(p.cine, p.images, p.analysis, p.u, other, tmp_path / "v9")
+    moved = write_dicom_results(p.cine, p.images, p.maps, p.u, other, tmp_path / "v9")
     assert not set(first) & {str(dcmread(f, stop_before_pixels=True).SOPInstanceUID)
                              for f in moved.paths}
 

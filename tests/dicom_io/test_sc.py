@@ -10,7 +10,7 @@ import pytest
 from pydicom import dcmread
 from scipy import ndimage
 
-from dicom_io.sc import (
+from cinestrain.dicom_io.write.sc import (
     OverlayRenderer,
     _linear_taps,
     _resample,
@@ -18,7 +18,7 @@ from dicom_io.sc import (
     build_strain_overlay,
     carry_to_phase,
 )
-from dicom_io.uids import ResultUIDs
+from cinestrain.dicom_io.write.uids import ResultUIDs
 from tests.dicom_io.test_results import dciodvfy, phantom_result
 
 

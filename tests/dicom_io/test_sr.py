@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 
-from dicom_io import codes
-from dicom_io.results import read_source_headers
-from dicom_io.sr import (
+from cinestrain.dicom_io import codes
+from cinestrain.dicom_io.write.results import read_source_headers
+from cinestrain.dicom_io.write.sr import (
     FUNCTION_MEASUREMENTS,
     FUNCTION_TRACKING_ID,
     GLOBAL_TRACKING_ID,
     STRAIN_MEASUREMENTS,
     build_measurement_report,
 )
-from dicom_io.uids import ResultUIDs
+from cinestrain.dicom_io.write.uids import ResultUIDs
 from tests.dicom_io.test_results import dciodvfy, phantom_result
 
 DSRDUMP = shutil.which("dsrdump")
@@ -189,7 +189,7 @@ def test_groups_outline_what_was_measured_on_the_ed_images(tmp_path: Path) -> No
     (what OHIF draws); the values stay those of report.json; dciodvfy finds no error."""
     from matplotlib.path import Path as PolyPath
 
-    from dicom_io.sr import measured_regions
+    from cinestrain.dicom_io.write.sr import measured_regions
 
     p = phantom_result()
     ed = p.analysis.strain.ed_phase

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.aha import (
+from cinestrain.inference.heart.aha import (
     aha_label_map,
     order_insertion_points,
     segment_map,

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from inference.analysis import analyze_motion, failed_report
-from inference.myocardium import MyocardiumError, masks_from_segmentation
-from inference.phantom import PhantomCase, PhantomConfig, generate_case
+from cinestrain.inference.heart.analysis import analyze_motion, failed_report
+from cinestrain.inference.heart.myocardium import MyocardiumError, masks_from_segmentation
+from cinestrain.inference.phantom import PhantomCase, PhantomConfig, generate_case
 
 REPORT_KEYS = {"series_instance_uid", "model", "trigger_times_ms", "slice_positions_mm",
                "ed_phase", "es_phase", "global", "segments", "slices", "warnings",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.baselines import demons_motion, zero_motion
+from cinestrain.inference.baselines import demons_motion, zero_motion
 
 
 def _blob(h: int, w: int, centre: tuple[float, float]) -> np.ndarray:

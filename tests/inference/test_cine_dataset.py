@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from inference.cine_dataset import MixedDataset, RealCineDataset, RealCineStack
-from inference.model import MotionConfig, MotionModel
-from inference.train import TrainSettings, training_losses
+from cinestrain.inference.model.network import MotionConfig, MotionModel
+from cinestrain.inference.training.real_cine import MixedDataset, RealCineDataset, RealCineStack
+from cinestrain.inference.training.train import TrainSettings, training_losses
 
 
 def _stack(ed: int = 3) -> RealCineStack:
@@ -51,10 +51,10 @@ def test_mixed_dataset_draws_both_kinds() -> None:
 def test_real_slices_train_on_the_unsupervised_losses_only() -> None:
     torch.manual_seed(0)
     model = MotionModel(
-        MotionConfig(grid_size=32, channels=(8, 16, 16), decoder_width=16, iterations=2)
+        MotionConfig(grid_size=32, channels=(8, 16, 16), decoder_width=16)
     )
     item = RealCineDataset([_stack()], length=1, grid_size=32)[0]
-    losses = training_losses(model, item, TrainSettings(), step=0)
+    losses = training_losses(model, item, TrainSettings(passes=2), step=0)
     assert "epe_anchored_mm" not in losses and "epe_refined_mm" not in losses
     losses["total"].backward()
     assert torch.isfinite(losses["total"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.function import (
+from cinestrain.inference.heart.lv_function import (
     MYOCARDIAL_DENSITY_G_PER_ML,
     carried_cavity_areas,
     endocardial_polygon,

@@ -7,14 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inference.context import SpatialContext
-from inference.losses import gradient_error
-from inference.model import MotionConfig, MotionModel
-from inference.pairing import cycle_order, make_pairs
-from inference.preprocess import ModelGrid
-from inference.train import TrainSettings, training_losses
-from inference.upsample import ConvexUpsampler
-from inference.warp import compose_sequence
+from cinestrain.inference.model.context import SpatialContext
+from cinestrain.inference.model.grid import ModelGrid
+from cinestrain.inference.model.network import MotionConfig, MotionModel, architecture_of
+from cinestrain.inference.model.pairing import cycle_order, make_pairs
+from cinestrain.inference.model.upsample import ConvexUpsampler
+from cinestrain.inference.model.warp import compose_sequence
+from cinestrain.inference.training.losses import gradient_error
+from cinestrain.inference.training.train import TrainSettings, training_losses
 
 VARIANTS = [(t, p) for t in ("gru", "transformer", "none") for p in ("anchored", "consecutive")]
 
@@ -22,12 +22,12 @@ VARIANTS = [(t, p) for t in ("gru", "transformer", "none") for p in ("anchored",
 @pytest.mark.parametrize(("temporal", "pairing"), VARIANTS)
 def test_any_number_of_phases(temporal: str, pairing: str) -> None:
     torch.manual_seed(0)
-    model = MotionModel(MotionConfig(temporal=temporal, pairing=pairing, grid_size=32)).eval()
+    model = MotionModel(MotionConfig(temporal=temporal, grid_size=32)).eval()
     for t in (8, 13):
         frames = torch.rand(2, t, 1, 32, 32)
         with torch.no_grad():
-            fields = model(frames)
-            u = model.lagrangian(fields)
+            fields = model(frames, pairing)
+            u = model.lagrangian(fields, pairing)
         assert fields.shape == (2, t - 1, 2, 32, 32)
         assert u.shape == (2, t, 2, 32, 32)
         assert torch.count_nonzero(u[:, 0]) == 0
@@ -35,11 +35,11 @@ def test_any_number_of_phases(temporal: str, pairing: str) -> None:
 
 def test_frames_are_encoded_once() -> None:
     """Siamese: every frame's features are computed once, whatever the pairs."""
-    model = MotionModel(MotionConfig(grid_size=32, pairing="consecutive")).eval()
+    model = MotionModel(MotionConfig(grid_size=32)).eval()
     seen = []
     model.encoder.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
     with torch.no_grad():
-        model(torch.rand(1, 10, 1, 32, 32))
+        model(torch.rand(1, 10, 1, 32, 32), "consecutive")
     assert seen == [10]
 
 
@@ -53,16 +53,16 @@ def test_temporal_units_see_other_pairs() -> None:
         model = MotionModel(MotionConfig(temporal=temporal, grid_size=32, refine=False)).eval()
         torch.nn.init.normal_(model.decoder.head.weight, std=0.1)
         with torch.no_grad():
-            a, b = model(frames), model(changed)
+            a, b = model(frames, "anchored"), model(changed, "anchored")
         # pair 0 is (ED, 1): frame 7 is not in it
         differs = not torch.allclose(a[:, 0], b[:, 0], atol=1e-7)
         assert differs == expect_change, temporal
 
 
 def test_consecutive_fields_are_composed() -> None:
-    model = MotionModel(MotionConfig(grid_size=32, pairing="consecutive"))
+    model = MotionModel(MotionConfig(grid_size=32))
     steps = torch.randn(1, 5, 2, 32, 32) * 0.5
-    u = model.lagrangian(steps)
+    u = model.lagrangian(steps, "consecutive")
     assert torch.allclose(u[:, 1:], compose_sequence(steps))
 
 
@@ -75,8 +75,8 @@ def test_pairing_orders() -> None:
 
 
 def test_config_refuses_bad_values() -> None:
-    with pytest.raises(ValueError, match="pairing"):
-        MotionConfig(pairing="both")
+    with pytest.raises(ValueError, match="temporal"):
+        MotionConfig(temporal="lstm")
     with pytest.raises(ValueError, match="multiple of 8"):
         MotionConfig(grid_size=60)
 
@@ -152,10 +152,10 @@ def test_a_few_training_steps_reduce_the_loss() -> None:
 def test_refinement_passes_compose_onto_the_estimate() -> None:
     """Pass 2 warps the frames by pass 1's answer and composes its residual onto it."""
     torch.manual_seed(0)
-    model = MotionModel(MotionConfig(grid_size=32, iterations=3)).eval()
+    model = MotionModel(MotionConfig(grid_size=32)).eval()
     frames = torch.rand(1, 6, 1, 32, 32)
     with torch.no_grad():
-        estimates = model.track(frames)
+        estimates = model.track(frames, "anchored", passes=3)
         assert len(estimates) == 3
         for u in estimates:
             assert u.shape == (1, 6, 2, 32, 32) and torch.count_nonzero(u[:, 0]) == 0
@@ -166,22 +166,25 @@ def test_refinement_passes_compose_onto_the_estimate() -> None:
         estimate[:, 0] = 0
         # (grid_sample at the grid points themselves is exact to float rounding)
         assert torch.allclose(model.refine_pass(frames, estimate), estimate, atol=1e-4)
-    assert len(model.track(frames, iterations=1)) == 1
+    assert len(model.track(frames, "consecutive", passes=1)) == 1
+    with pytest.raises(ValueError, match="passes"):
+        model.track(frames, "anchored", passes=0)
 
 
-def test_refinement_does_not_change_the_weights() -> None:
+def test_model_files_hold_the_architecture_only() -> None:
+    """Pairing and passes are run-time settings: files that stored them (before they
+    moved to MotionSettings) have the same weights, and the keys are dropped."""
     one = MotionConfig(grid_size=32)
-    other = MotionConfig(grid_size=32, iterations=2, pairing="consecutive")
-    assert one.same_weights_as(other.to_dict())
+    older = {**one.to_dict(), "iterations": 2, "pairing": "consecutive"}
+    assert one.same_weights_as(older)
+    assert architecture_of(older) == one.to_dict()
     assert not one.same_weights_as(MotionConfig(grid_size=32, temporal="none").to_dict())
-    with pytest.raises(ValueError, match="iterations"):
-        MotionConfig(iterations=0)
+    assert "pairing" not in one.to_dict() and "iterations" not in one.to_dict()
 
 
 def test_a_refining_training_step_supervises_the_last_pass() -> None:
     torch.manual_seed(0)
-    model = MotionModel(MotionConfig(grid_size=32, channels=(8, 16, 16), decoder_width=16,
-                                     iterations=2))
+    model = MotionModel(MotionConfig(grid_size=32, channels=(8, 16, 16), decoder_width=16))
     t = 6
     sample = {
         "frames": torch.rand(t, 1, 32, 32),
@@ -191,7 +194,7 @@ def test_a_refining_training_step_supervises_the_last_pass() -> None:
         "spacing_mm": 2.0,
     }
     for step in (0, 1):  # anchored, then consecutive first pass
-        losses = training_losses(model, sample, TrainSettings(), step)
+        losses = training_losses(model, sample, TrainSettings(passes=2), step)
         losses["total"].backward()
         assert torch.isfinite(losses["epe_refined_mm"])
 
@@ -254,7 +257,7 @@ def test_model_with_context_starts_as_the_model_without() -> None:
     assert not unexpected and all(k.startswith("context.") for k in missing)
     frames = torch.rand(1, 5, 1, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(with_context(frames), plain(frames))
+        torch.testing.assert_close(with_context(frames, "anchored"), plain(frames, "anchored"))
 
 
 def test_gradient_error_is_the_strain_error() -> None:

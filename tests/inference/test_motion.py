@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from inference.checkpoint import load_model
-from inference.motion import estimate_motion
-from inference.phantom import PhantomConfig, generate_case
-from inference.shipped_weights import shipped_weights_path
+from cinestrain.config.schema import ModelSettings
+from cinestrain.inference.model.checkpoint import load_model
+from cinestrain.inference.model.estimate import estimate_motion
+from cinestrain.inference.model.settings import MotionSettings
+from cinestrain.inference.model.shipped_weights import shipped_weights_path
+from cinestrain.inference.phantom import PhantomConfig, generate_case
+
+#: the product's settings (the configuration's defaults)
+SETTINGS = ModelSettings().motion_settings()
 
 WEIGHTS = shipped_weights_path("gru")
 pytestmark = pytest.mark.skipif(
@@ -45,7 +50,7 @@ def _myo_epe(u: np.ndarray, case) -> float:
 def test_contract_and_accuracy(case, model) -> None:
     spacing = tuple(float(v) for v in case.params.geometry.spacing)
     u = estimate_motion(case.pixels.astype(np.float32), spacing, case.truth.ed_phase, model,
-                        centres=case.truth.lv_centres)
+                        SETTINGS, centres=case.truth.lv_centres)
     s, t, h, w = case.shape
     assert u.shape == (s, t, 2, h, w) and u.dtype == np.float32
     assert np.all(u[:, case.truth.ed_phase] == 0)
@@ -57,8 +62,8 @@ def test_ed_not_first_keeps_acquisition_order(case, model) -> None:
     """Rolling the phases so that ED is phase 3 gives the same fields, rolled."""
     spacing = tuple(float(v) for v in case.params.geometry.spacing)
     px = case.pixels.astype(np.float32)
-    u0 = estimate_motion(px, spacing, 0, model)
-    u3 = estimate_motion(np.roll(px, 3, axis=1), spacing, 3, model)
+    u0 = estimate_motion(px, spacing, 0, model, SETTINGS)
+    u3 = estimate_motion(np.roll(px, 3, axis=1), spacing, 3, model, SETTINGS)
     assert np.all(u3[:, 3] == 0)
     assert np.allclose(np.roll(u0, 3, axis=1), u3, atol=1e-4)
 
@@ -77,8 +82,9 @@ def test_recentring_recovers_a_whole_heart_shift(case, model) -> None:
     myo = case.truth.myocardium
 
     def myo_epe(rounds: int) -> float:
-        u = estimate_motion(frames, spacing, 0, model, centres=case.truth.lv_centres,
-                            follow=myo, recentre_rounds=rounds)
+        settings = MotionSettings("anchored", passes=2, recentre_rounds=rounds)
+        u = estimate_motion(frames, spacing, 0, model, settings, centres=case.truth.lv_centres,
+                            follow=myo)
         err = np.linalg.norm(u - truth, axis=2)
         return float(err[np.broadcast_to(myo[:, None], err.shape)].mean())
 
@@ -91,18 +97,22 @@ def test_recentring_refuses_bad_input(case, model) -> None:
     spacing = tuple(float(v) for v in case.params.geometry.spacing)
     px = case.pixels.astype(np.float32)
     with pytest.raises(ValueError, match="recentre_rounds"):
-        estimate_motion(px, spacing, 0, model, follow=case.truth.myocardium, recentre_rounds=-1)
+        MotionSettings("anchored", passes=2, recentre_rounds=-1)
+    with pytest.raises(ValueError, match="passes"):
+        MotionSettings("anchored", passes=0, recentre_rounds=1)
+    with pytest.raises(ValueError, match="pairing"):
+        MotionSettings("both", passes=2, recentre_rounds=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="follow"):
-        estimate_motion(px, spacing, 0, model, follow=case.truth.myocardium[:1])
+        estimate_motion(px, spacing, 0, model, SETTINGS, follow=case.truth.myocardium[:1])
 
 
 def test_shifted_cine_gives_shifted_field(case, model) -> None:
     """A cine moved by (3, -2) pixels gives the same field, moved by (3, -2) pixels."""
     spacing = tuple(float(v) for v in case.params.geometry.spacing)
     px = case.pixels.astype(np.float32)
-    u = estimate_motion(px, spacing, 0, model)
+    u = estimate_motion(px, spacing, 0, model, SETTINGS)
     moved = np.roll(px, (3, -2), axis=(2, 3))
-    u_moved = estimate_motion(moved, spacing, 0, model)
+    u_moved = estimate_motion(moved, spacing, 0, model, SETTINGS)
     back = np.roll(u_moved, (-3, 2), axis=(3, 4))
     myo = case.truth.myocardium[:, None, None] & np.ones((1, u.shape[1], 2, 1, 1), bool)
     diff = np.abs(back - u)[myo].mean()

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.myocardium import (
+from cinestrain.inference.heart.myocardium import (
     MyocardiumError,
     insertion_points,
     masks_from_segmentation,
     segment_myocardium,
 )
-from inference.phantom import PhantomCase, PhantomConfig, generate_case
+from cinestrain.inference.phantom import PhantomCase, PhantomConfig, generate_case
 
 
 @pytest.fixture(scope="module")

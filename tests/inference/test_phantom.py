@@ -9,15 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from dicom_io.geometry import classify_orientation
-from inference.aha import LEVELS
-from inference.phantom import PhantomConfig, generate_case, load_truth_arrays, write_truth
-from inference.phantom.anatomy import render_ed
-from inference.phantom.dataset import PhantomDataset
-from inference.phantom.motion import FIXED_POINT_TOL_MM, TimeCourse, slice_motion
-from inference.phantom.params import contiguous_segments, sample_params
-from inference.phantom.render import pixel_grid_mm
-from inference.warp import warp_image
+from cinestrain.dicom_io.geometry import classify_orientation
+from cinestrain.inference.heart.aha import LEVELS
+from cinestrain.inference.model.warp import warp_image
+from cinestrain.inference.phantom import (
+    PhantomConfig,
+    generate_case,
+    load_truth_arrays,
+    write_truth,
+)
+from cinestrain.inference.phantom.anatomy import render_ed
+from cinestrain.inference.phantom.dataset import PhantomDataset
+from cinestrain.inference.phantom.params import contiguous_segments, sample_params
+from cinestrain.inference.phantom.render import pixel_grid_mm
+from cinestrain.inference.phantom.wall_motion import FIXED_POINT_TOL_MM, TimeCourse, slice_motion
 
 #: small cases: 6 slices x 12 phases x 112 x 112 at 1.6 mm (about a second each)
 SMALL = PhantomConfig(matrix=(112, 112), pixel_spacing_mm=(1.6, 1.6), slices=(6, 6),

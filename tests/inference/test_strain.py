@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.strain import compute_strain, green_strain, strain_maps
+from cinestrain.inference.heart.strain import compute_strain, green_strain, strain_maps
 
 H, W = 64, 72
 SPACING = (1.5, 1.25)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from inference.warp import compose_fields, compose_sequence, warp_image
+from cinestrain.inference.model.warp import compose_fields, compose_sequence, warp_image
 
 
 def _blob(h: int = 48, w: int = 64, centre: tuple[float, float] = (20.0, 30.0)) -> torch.Tensor:

@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from config import NodeConfig
-from config.load import parse_config
-from node.handlers import StoreContext
-from node.index import Index
-from node.scp import start_scp
-from node.spool import Spool
-from node.states import INDEX_FILE, SPOOL_DIR
+from cinestrain.config import NodeConfig
+from cinestrain.config.load import parse_config
+from cinestrain.node.index import Index
+from cinestrain.node.job import AnalysisRequest
+from cinestrain.node.receive.handlers import StoreContext
+from cinestrain.node.receive.scp import start_scp
+from cinestrain.node.receive.spool import Spool
+from cinestrain.node.states import INDEX_FILE, SPOOL_DIR
 
 #: every subprocess of a test is bounded by this many seconds
 TOOL_TIMEOUT_S = 60
@@ -72,6 +73,13 @@ def make_config(tmp_path: Path) -> Callable[..., NodeConfig]:
         return parse_config(merge(base, sections))
 
     return factory
+
+
+def results_request(cfg: NodeConfig, inputs: list[Path] | None = None) -> AnalysisRequest:
+    """A job request of ``cfg`` writing under the node's results folder (for index rows
+    whose job the test does not run)."""
+    return AnalysisRequest.from_config(cfg, inputs or [cfg.storage.directory / "spool"],
+                                       cfg.storage.directory / "results")
 
 
 def run_tool(*argv: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -221,8 +229,8 @@ class Orthanc:
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """A real but untrained small model (plumbing, not accuracy)."""
-    from inference.checkpoint import save_checkpoint
-    from inference.model import MotionConfig, MotionModel
+    from cinestrain.inference.model.checkpoint import save_checkpoint
+    from cinestrain.inference.model.network import MotionConfig, MotionModel
 
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"
     config = MotionConfig(grid_size=32, channels=(8, 16, 16), decoder_width=16)

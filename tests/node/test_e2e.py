@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from node.service import Node
-from node.states import JobState
+from cinestrain.node.service import Node
+from cinestrain.node.states import JobState
 from tests.node.conftest import ORTHANC, Orthanc, free_port, storescu
 from tests.node.test_service import wait_for
 from tests.node.test_stacks import push_parallel
@@ -101,10 +101,10 @@ def test_sigkill_while_processing_gives_results_exactly_once(
     import sys
 
     import tomli_w
-
-    from node.commands.config import _without_none
     from node.index import Index
-    from node.states import INDEX_FILE
+
+    from cinestrain.node.commands.config import _without_none
+    from cinestrain.node.states import INDEX_FILE
 
     orthanc_port = free_port()
     cfg = node_to_orthanc(make_config, tiny_weights, orthanc_port)

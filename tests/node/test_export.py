@@ -11,20 +11,19 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from node.cli import main
-from node.export import Exporter, backoff_seconds
-from node.index import Index
-from node.states import INDEX_FILE, ExportState
-from tests.node.conftest import ORTHANC, Orthanc, free_port
+from cinestrain.node.cli import main
+from cinestrain.node.export import Exporter, backoff_seconds
+from cinestrain.node.index import Index
+from cinestrain.node.states import INDEX_FILE, ExportState
+from tests.node.conftest import ORTHANC, Orthanc, free_port, results_request
 
 
 def running_job(cfg, index: Index, make_study) -> tuple[int, list[Path]]:
     """A claimed job whose output folder holds 3 DICOM objects and a report.json."""
-    from dicom_io.mr import write_cine_classic
+    from cinestrain.inference.phantom.scanner import write_cine_classic
 
     stack_id = index.upsert_stack("1.2.3", ["1.2.3.4"], "1x8x32x32", 8, "queued")
-    job_id = index.create_job(stack_id, "digest", {"inputs": []},
-                              cfg.storage.directory / "results", "complete")
+    job_id = index.create_job(stack_id, "digest", results_request(cfg), "complete")
     out_dir = Path(index.job(job_id)["out_dir"])
     files = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
     (out_dir / "report.json").write_text("{}")
@@ -85,7 +84,7 @@ def test_destination_down_is_retried_then_delivered(finished_job, tmp_path):
 def write_config(cfg, tmp_path: Path) -> Path:
     import tomli_w
 
-    from node.commands.config import _without_none
+    from cinestrain.node.commands.config import _without_none
 
     path = tmp_path / "node.toml"
     path.write_text(tomli_w.dumps(_without_none(cfg.model_dump(mode="json"))))
@@ -122,8 +121,8 @@ def test_dead_letter_then_cinestrain_retry(finished_job, tmp_path, capsys):
 def test_results_go_back_to_the_calling_ae(make_config, make_study, tmp_path):
     """A caller with a ``return_port`` gets the results by C-STORE, at the address it
     called from (Orthanc stands in for the scanner's own SCP)."""
-    from dicom_io.mr import write_cine_classic
-    from node.worker import Dispatcher
+    from cinestrain.inference.phantom.scanner import write_cine_classic
+    from cinestrain.node.worker import Dispatcher
     from tests.node.conftest import Receiver, storescu
 
     port = free_port()
@@ -142,8 +141,7 @@ def test_results_go_back_to_the_calling_ae(make_config, make_study, tmp_path):
         assert (row["calling_ae"], row["calling_host"]) == ("STORESCU", "127.0.0.1")
         stack_id = index.upsert_stack(row["study_uid"], [row["series_uid"]], "1x8x32x32", 8,
                                       "queued")
-        job_id = index.create_job(stack_id, "digest", {"inputs": []},
-                                  cfg.storage.directory / "results", "complete")
+        job_id = index.create_job(stack_id, "digest", results_request(cfg), "complete")
         out_dir = Path(index.job(job_id)["out_dir"])
         results = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
         index.claim_job()
@@ -165,7 +163,7 @@ def test_results_sent_while_written_are_not_sent_again(make_config, make_study, 
     """What an early export stored is recorded with the job's export, which sends only
     the rest; a destination that stored everything is done at once; one that is down
     early gets everything from the export."""
-    from node import export as export_module
+    from cinestrain.node import export as export_module
 
     port = free_port()
     cfg = make_config(

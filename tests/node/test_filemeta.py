@@ -13,7 +13,7 @@ from pydicom.uid import (
 )
 from pynetdicom.dsutils import create_file_meta, encode_file_meta
 
-from node.filemeta import PREAMBLE, file_header
+from cinestrain.node.receive.filemeta import PREAMBLE, file_header
 
 
 @pytest.mark.parametrize("sop_class", [MRImageStorage, SegmentationStorage])

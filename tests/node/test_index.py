@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.index import Index, InstanceRecord
+from cinestrain.node.index import Index, InstanceRecord
 
 
 def test_add_instance_says_whether_the_instance_is_new(tmp_path):

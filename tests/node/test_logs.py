@@ -13,9 +13,9 @@ import pytest
 import tomli_w
 from pydicom import dcmread
 
-from node.commands.config import _without_none
-from node.index import Index
-from node.states import INDEX_FILE, JobState
+from cinestrain.node.commands.config import _without_none
+from cinestrain.node.index import Index
+from cinestrain.node.states import INDEX_FILE, JobState
 from tests.node.conftest import storescu
 from tests.node.test_service import wait_for, wait_listening
 from tests.node.test_stacks import phantom_files

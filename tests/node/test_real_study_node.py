@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from inference.shipped_weights import shipped_weights_path
-from node.service import Node
-from node.states import JobState
+from cinestrain.inference.model.shipped_weights import shipped_weights_path
+from cinestrain.node.service import Node
+from cinestrain.node.states import JobState
 from tests.conftest import SHARED
 from tests.node.conftest import storescu
 from tests.node.test_service import wait_for

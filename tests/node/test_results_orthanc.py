@@ -19,10 +19,10 @@ import pytest
 import torch
 from pydicom import dcmread
 
-from dicom_io.results import write_dicom_results
-from inference.checkpoint import save_checkpoint
-from inference.model import MotionConfig, MotionModel
-from node.cli import main
+from cinestrain.dicom_io.write.results import write_dicom_results
+from cinestrain.inference.model.checkpoint import save_checkpoint
+from cinestrain.inference.model.network import MotionConfig, MotionModel
+from cinestrain.node.cli import main
 from tests.dicom_io.test_results import phantom_result
 from tests.node.conftest import free_port, run_tool
 from tests.node.test_export import ORTHANC, Orthanc
@@ -114,7 +114,7 @@ def test_orthanc_accepts_the_results_of_an_enhanced_stack(orthanc: Orthanc,
                                                           tmp_path: Path) -> None:
     """One Enhanced MR object in, every kind out (SEG included), all in its study."""
     p = phantom_result("enhanced")
-    results = write_dicom_results(p.cine, p.images, p.analysis, p.u, p.report, tmp_path)
+    results = write_dicom_results(p.cine, p.images, p.maps, p.u, p.report, tmp_path)
     sources = sorted({f.path for row in p.cine.sources for f in row})
     assert len(sources) == 1
     series = _send_and_list(orthanc, sources, results.paths)

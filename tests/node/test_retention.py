@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from dicom_io.mr import write_cine_classic
-from node.scheduler import StackTracker, purge_expired
-from node.states import JobState, SeriesState
+from cinestrain.inference.phantom.scanner import write_cine_classic
+from cinestrain.node.scheduler import StackTracker, purge_expired
+from cinestrain.node.states import JobState, SeriesState
 from tests.node.conftest import storescu
 from tests.node.test_stacks import last_received
 

@@ -11,8 +11,8 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, RLELossless
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 
-from dicom_io.mr import write_cine_classic
-from node.states import PARTIAL_SUFFIX
+from cinestrain.inference.phantom.scanner import write_cine_classic
+from cinestrain.node.states import PARTIAL_SUFFIX
 from tests.node.conftest import Receiver, run_tool, storescu
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")

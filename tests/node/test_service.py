@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomli_w
+from node.index import Index
 from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage
 
-from node.commands.config import _without_none
-from node.index import Index
-from node.service import Node
-from node.states import INDEX_FILE, PARTIAL_SUFFIX, JobState
+from cinestrain.node.commands.config import _without_none
+from cinestrain.node.service import Node
+from cinestrain.node.states import INDEX_FILE, PARTIAL_SUFFIX, JobState
 from tests.node.conftest import TOOL_TIMEOUT_S, run_tool, storescu
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")
@@ -93,7 +93,7 @@ def wait_listening(cfg) -> None:
 
 def test_sigkill_while_receiving_loses_no_acknowledged_instance(make_config, make_study,
                                                                tmp_path):
-    from dicom_io.mr import write_cine_classic
+    from cinestrain.inference.phantom.scanner import write_cine_classic
 
     cfg = make_config(scheduler={"series_stable_seconds": 600, "complete_grace_seconds": 600})
     config = tmp_path / "node.toml"

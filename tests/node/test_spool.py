@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from pydicom import dcmread
 
-from dicom_io.mr import write_cine_classic
-from node.errors import OutOfSpaceError
-from node.index import Index
-from node.service import reconcile
-from node.spool import Spool, temp_name, write_all
-from node.states import PARTIAL_SUFFIX
+from cinestrain.inference.phantom.scanner import write_cine_classic
+from cinestrain.node.errors import OutOfSpaceError
+from cinestrain.node.index import Index
+from cinestrain.node.receive.spool import Spool, temp_name, write_all
+from cinestrain.node.service import reconcile
+from cinestrain.node.states import PARTIAL_SUFFIX
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_power_loss_between_fsync_and_rename_is_recovered(tmp_path, instance):
 
 
 def test_free_space_is_measured_again_when_stale_or_near_the_floor(tmp_path, monkeypatch):
-    import node.spool
+    import cinestrain.node.receive.spool
 
     spool = Spool(tmp_path / "spool", 100)
     free = {"bytes": 10 * 2**30, "measured": 0}
@@ -100,13 +100,13 @@ def test_free_space_is_measured_again_when_stale_or_near_the_floor(tmp_path, mon
         return free["bytes"]
 
     monkeypatch.setattr(spool, "free_bytes", measure)
-    monkeypatch.setattr(node.spool, "SPACE_RECHECK_S", 3600.0)
+    monkeypatch.setattr(cinestrain.node.receive.spool, "SPACE_RECHECK_S", 3600.0)
     spool.check_space(2**20)
     spool.check_space(2**20)
     assert free["measured"] == 1  # far from the floor: counted down, not measured
     spool.check_space(10 * 2**30 - 300 * 2**20)  # would come within the margin: measured
     assert free["measured"] == 2
     free["bytes"] = 100 * 2**20 + 500  # another process filled the disk
-    monkeypatch.setattr(node.spool, "SPACE_RECHECK_S", 0.0)
+    monkeypatch.setattr(cinestrain.node.receive.spool, "SPACE_RECHECK_S", 0.0)
     with pytest.raises(OutOfSpaceError):
         spool.check_space(1000)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from node.scheduler import StackTracker
-from node.states import JobState, SeriesState, StackState
-from node.worker import Dispatcher
+from cinestrain.node.scheduler import StackTracker
+from cinestrain.node.states import JobState, SeriesState, StackState
+from cinestrain.node.worker import Dispatcher
 from tests.node.conftest import TOOL_TIMEOUT_S, storescu
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")
@@ -145,7 +145,7 @@ def test_study_is_not_scanned_while_instances_arrive(receiver, phantom_dir):
 def test_non_cine_series_are_recorded_as_skipped_with_a_reason(receiver, make_study, tmp_path):
     """A transverse (not short-axis) cine and a single localizer image: no job, each
     series skipped with why (``cinestrain status`` lists them)."""
-    from dicom_io.mr import write_cine_classic
+    from cinestrain.inference.phantom.scanner import write_cine_classic
 
     axial = write_cine_classic(
         make_study(n_slices=2, n_phases=8, orientation=[1.0, 0, 0, 0, 1.0, 0]),

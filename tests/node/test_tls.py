@@ -13,7 +13,7 @@ from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage
 
-from dicom_io.mr import write_cine_classic
+from cinestrain.inference.phantom.scanner import write_cine_classic
 from tests.node.conftest import TOOL_TIMEOUT_S, Receiver, storescu
 
 pytestmark = [

@@ -25,8 +25,14 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from dicom_io import codes
-from node.viewer import LocalViewer, ViewerSettings, dicom_files, missing_parts, send_to_viewer
+from cinestrain.dicom_io import codes
+from cinestrain.node.viewer import (
+    LocalViewer,
+    ViewerSettings,
+    dicom_files,
+    missing_parts,
+    send_to_viewer,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -1,0 +1,646 @@
+"""The node's index: SQLite (WAL) tables of instances, studies, series, stacks, jobs, exports.
+
+The spool file is the durable record of an instance (fsync'ed before the ack); the index
+row is written before the ack too, with ``synchronous=NORMAL``: safe against a crash of
+the process, and after a power loss :meth:`Index.reconcile` re-adds spooled files the
+index lost. One connection is shared by the node's threads under a lock; admin commands
+(``status``, ``retry``) open their own connection, SQLite serialises the writers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cinestrain.node.errors import UnknownJobError
+from cinestrain.node.job import AnalysisRequest
+from cinestrain.node.states import ExportState, JobState, SeriesState, StackState
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    sop_instance_uid TEXT PRIMARY KEY,
+    sop_class_uid    TEXT NOT NULL,
+    study_uid        TEXT NOT NULL,
+    series_uid       TEXT NOT NULL,
+    path             TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    transfer_syntax  TEXT,
+    calling_ae       TEXT,
+    calling_host     TEXT,
+    received_at      REAL NOT NULL,
+    copies           INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS instances_study ON instances (study_uid);
+CREATE INDEX IF NOT EXISTS instances_series ON instances (series_uid);
+CREATE TABLE IF NOT EXISTS studies (
+    study_uid      TEXT PRIMARY KEY,
+    calling_ae     TEXT,
+    first_received REAL NOT NULL,
+    last_received  REAL NOT NULL,
+    next_scan_at   REAL          -- NULL: nothing left to decide
+);
+CREATE TABLE IF NOT EXISTS series (
+    series_uid TEXT PRIMARY KEY,
+    study_uid  TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    reason     TEXT,
+    stack_id   INTEGER,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stacks (
+    id          INTEGER PRIMARY KEY,
+    study_uid   TEXT NOT NULL,
+    series_uids TEXT NOT NULL,   -- JSON list
+    shape       TEXT,            -- "SxTxHxW"
+    n_instances INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    reason      TEXT,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stacks_study ON stacks (study_uid);
+CREATE TABLE IF NOT EXISTS jobs (
+    id            INTEGER PRIMARY KEY,
+    stack_id      INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    trigger       TEXT,          -- "complete" or "stable"
+    inputs_digest TEXT NOT NULL,
+    request       TEXT NOT NULL, -- JSON: the plain-data job
+    out_dir       TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    error         TEXT,
+    files         TEXT,          -- JSON list of written files
+    metrics       TEXT,          -- JSON: stage timings (s) and peak memory of the worker
+    created_at    REAL NOT NULL,
+    started_at    REAL,
+    finished_at   REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS exports (
+    id              INTEGER PRIMARY KEY,
+    job_id          INTEGER NOT NULL,
+    destination     TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error      TEXT,
+    sent            INTEGER NOT NULL DEFAULT 0,
+    delivered       TEXT,        -- JSON list: file names stored while the job ran
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exports_state ON exports (state, next_attempt_at);
+"""
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """One received instance as the index keeps it."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_uid: str
+    series_uid: str
+    path: Path
+    size: int
+    transfer_syntax: str
+    calling_ae: str
+    received_at: float
+    calling_host: str = ""
+
+
+class Index:
+    """The SQLite index of a node.
+
+    Parameters
+    ----------
+    path
+        The database file (created with its schema when missing).
+    busy_timeout_s
+        How long a writer waits for another process's lock, seconds.
+    """
+
+    def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after a database was created (an index of an older version)."""
+        with self._lock:
+            jobs = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "metrics" not in jobs:
+                self._db.execute("ALTER TABLE jobs ADD COLUMN metrics TEXT")
+            instances = {row["name"] for row in self._db.execute("PRAGMA table_info(instances)")}
+            if "calling_host" not in instances:
+                self._db.execute("ALTER TABLE instances ADD COLUMN calling_host TEXT")
+            exports = {row["name"] for row in self._db.execute("PRAGMA table_info(exports)")}
+            if "delivered" not in exports:
+                self._db.execute("ALTER TABLE exports ADD COLUMN delivered TEXT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(row) for row in self._db.execute(sql, tuple(params)).fetchall()]
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    # ---------------------------------------------------------------- instances
+    def add_instance(self, rec: InstanceRecord, scan_delay_s: float) -> bool:
+        """Record a spooled instance; a duplicate SOP Instance UID updates the row.
+
+        Parameters
+        ----------
+        rec
+            The instance.
+        scan_delay_s
+            The study is looked at again this many seconds after its latest instance.
+
+        Returns
+        -------
+        bool
+            True when the SOP Instance UID was new.
+        """
+        with self._tx() as db:
+            (copies,) = db.execute(
+                "INSERT INTO instances (sop_instance_uid, sop_class_uid, study_uid, series_uid,"
+                " path, size, transfer_syntax, calling_ae, received_at, calling_host)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (sop_instance_uid) DO UPDATE SET path = excluded.path,"
+                " size = excluded.size, transfer_syntax = excluded.transfer_syntax,"
+                " received_at = excluded.received_at, calling_ae = excluded.calling_ae,"
+                " calling_host = excluded.calling_host, copies = copies + 1"
+                " RETURNING copies",
+                (
+                    rec.sop_instance_uid, rec.sop_class_uid, rec.study_uid, rec.series_uid,
+                    str(rec.path), rec.size, rec.transfer_syntax, rec.calling_ae,
+                    rec.received_at, rec.calling_host,
+                ),
+            ).fetchone()
+            db.execute(
+                "INSERT INTO studies (study_uid, calling_ae, first_received, last_received,"
+                " next_scan_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (study_uid) DO UPDATE SET last_received = excluded.last_received,"
+                " next_scan_at = excluded.next_scan_at, calling_ae = excluded.calling_ae",
+                (
+                    rec.study_uid, rec.calling_ae, rec.received_at, rec.received_at,
+                    rec.received_at + scan_delay_s,
+                ),
+            )
+            db.execute(
+                "INSERT INTO series (series_uid, study_uid, state, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (series_uid) DO NOTHING",
+                (rec.series_uid, rec.study_uid, SeriesState.RECEIVED, rec.received_at),
+            )
+        return copies == 1
+
+    def instance(self, sop_instance_uid: str) -> dict[str, Any] | None:
+        """The row of one instance."""
+        return self._one(
+            "SELECT * FROM instances WHERE sop_instance_uid = ?", (sop_instance_uid,)
+        )
+
+    def study_instances(self, study_uid: str) -> list[dict[str, Any]]:
+        """Every instance row of a study."""
+        return self._all("SELECT * FROM instances WHERE study_uid = ?", (study_uid,))
+
+    def stack_callers(self, stack_id: int) -> list[tuple[str, str]]:
+        """(calling AE title, host) of whoever sent the instances of a stack."""
+        stack = self.stack(stack_id)
+        if stack is None:
+            return []
+        series = json.loads(stack["series_uids"])
+        marks = ", ".join("?" * len(series))
+        rows = self._all(
+            "SELECT DISTINCT calling_ae, calling_host FROM instances"
+            f" WHERE series_uid IN ({marks}) ORDER BY calling_ae, calling_host",
+            series,
+        )
+        return [(r["calling_ae"] or "", r["calling_host"] or "") for r in rows]
+
+    def known_paths(self) -> set[str]:
+        """Paths of every indexed instance."""
+        return {r["path"] for r in self._all("SELECT path FROM instances")}
+
+    # ------------------------------------------------------------------ studies
+    def due_studies(self, now: float) -> list[dict[str, Any]]:
+        """Studies whose stacks should be looked at now."""
+        return self._all(
+            "SELECT * FROM studies WHERE next_scan_at IS NOT NULL AND next_scan_at <= ?"
+            " ORDER BY next_scan_at",
+            (now,),
+        )
+
+    def set_next_scan(self, study_uid: str, seen_last_received: float, at: float | None) -> None:
+        """Schedule the next look at a study, unless an instance arrived meanwhile."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE studies SET next_scan_at = ? WHERE study_uid = ? AND last_received = ?",
+                (at, study_uid, seen_last_received),
+            )
+
+    def set_series(
+        self,
+        series_uid: str,
+        study_uid: str,
+        state: SeriesState,
+        reason: str | None = None,
+        stack_id: int | None = None,
+    ) -> None:
+        """Record what became of a series."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO series (series_uid, study_uid, state, reason, stack_id, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (series_uid) DO UPDATE SET"
+                " state = excluded.state, reason = excluded.reason,"
+                " stack_id = excluded.stack_id, updated_at = excluded.updated_at",
+                (series_uid, study_uid, state, reason, stack_id, time.time()),
+            )
+
+    def series(self, series_uid: str) -> dict[str, Any] | None:
+        """The row of one series."""
+        return self._one("SELECT * FROM series WHERE series_uid = ?", (series_uid,))
+
+    # ------------------------------------------------------------------- stacks
+    def upsert_stack(
+        self,
+        study_uid: str,
+        series_uids: list[str],
+        shape: str,
+        n_instances: int,
+        state: StackState,
+        reason: str | None = None,
+    ) -> int:
+        """Create or update the stack of a study that shares any series with ``series_uids``."""
+        now = time.time()
+        with self._tx() as db:
+            match = None
+            for row in db.execute(
+                "SELECT id, series_uids FROM stacks WHERE study_uid = ? ORDER BY id", (study_uid,)
+            ):
+                if set(json.loads(row["series_uids"])) & set(series_uids):
+                    match = row["id"]
+                    break
+            values = (json.dumps(sorted(series_uids)), shape, n_instances, state, reason, now)
+            if match is None:
+                cur = db.execute(
+                    "INSERT INTO stacks (series_uids, shape, n_instances, state, reason,"
+                    " updated_at, study_uid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, study_uid, now),
+                )
+                return int(cur.lastrowid)
+            db.execute(
+                "UPDATE stacks SET series_uids = ?, shape = ?, n_instances = ?, state = ?,"
+                " reason = ?, updated_at = ? WHERE id = ?",
+                (*values, match),
+            )
+            return int(match)
+
+    def stack(self, stack_id: int) -> dict[str, Any] | None:
+        """The row of one stack."""
+        return self._one("SELECT * FROM stacks WHERE id = ?", (stack_id,))
+
+    def stacks(self, study_uid: str | None = None) -> list[dict[str, Any]]:
+        """Stack rows (of one study)."""
+        if study_uid is None:
+            return self._all("SELECT * FROM stacks ORDER BY id")
+        return self._all("SELECT * FROM stacks WHERE study_uid = ? ORDER BY id", (study_uid,))
+
+    # --------------------------------------------------------------------- jobs
+    def create_job(
+        self, stack_id: int, digest: str, request: AnalysisRequest, trigger: str
+    ) -> int:
+        """Queue a job for a stack; an earlier job of it not yet started is superseded.
+
+        The job writes into ``job-N`` under ``request.out_dir`` (N: its id)."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, finished_at = ? WHERE stack_id = ? AND state = ?",
+                (JobState.SUPERSEDED, now, stack_id, JobState.PENDING),
+            )
+            cur = db.execute(
+                "INSERT INTO jobs (stack_id, state, trigger, inputs_digest, request, out_dir,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (stack_id, JobState.PENDING, trigger, digest, request.to_json(), "", now),
+            )
+            job_id = int(cur.lastrowid)
+            request = request.in_folder(request.out_dir / f"job-{job_id}")
+            db.execute(
+                "UPDATE jobs SET request = ?, out_dir = ? WHERE id = ?",
+                (request.to_json(), str(request.out_dir), job_id),
+            )
+        return job_id
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        """The row of one job.
+
+        Raises
+        ------
+        UnknownJobError
+            No such job.
+        """
+        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise UnknownJobError(f"no job {job_id} in {self.path}")
+        return row
+
+    def jobs(self, stack_id: int | None = None) -> list[dict[str, Any]]:
+        """Job rows (of one stack), oldest first."""
+        if stack_id is None:
+            return self._all("SELECT * FROM jobs ORDER BY id")
+        return self._all("SELECT * FROM jobs WHERE stack_id = ? ORDER BY id", (stack_id,))
+
+    def latest_job(self, stack_id: int) -> dict[str, Any] | None:
+        """The newest job of a stack that is not superseded."""
+        return self._one(
+            "SELECT * FROM jobs WHERE stack_id = ? AND state != ? ORDER BY id DESC LIMIT 1",
+            (stack_id, JobState.SUPERSEDED),
+        )
+
+    def claim_job(self) -> dict[str, Any] | None:
+        """Take the oldest pending job: it becomes running (attempts + 1)."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT * FROM jobs WHERE state = ? ORDER BY id LIMIT 1", (JobState.PENDING,)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET state = ?, started_at = ?, attempts = attempts + 1"
+                " WHERE id = ?",
+                (JobState.RUNNING, time.time(), row["id"]),
+            )
+        return dict(row)
+
+    def finish_job(
+        self,
+        job_id: int,
+        files: list[str],
+        destinations: list[str],
+        metrics: dict[str, Any] | None = None,
+        delivered: dict[str, list[str]] | None = None,
+        complete: Iterable[str] = (),
+    ) -> list[dict[str, Any]]:
+        """Mark a job done, queue its exports, and supersede older jobs of its stack.
+
+        ``metrics`` (stage timings, peak memory of the worker) is kept with the job.
+        ``delivered``: per destination, the files it stored while the job ran (an early
+        export); the destinations in ``complete`` stored every result, so their exports
+        are done at once, the others send only what is not ``delivered``.
+
+        Returns
+        -------
+        list of dict
+            The superseded jobs (their result folders may be removed).
+        """
+        now = time.time()
+        with self._tx() as db:
+            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            db.execute(
+                "UPDATE jobs SET state = ?, files = ?, metrics = ?, error = NULL,"
+                " finished_at = ? WHERE id = ?",
+                (JobState.DONE, json.dumps(files), json.dumps(metrics or {}), now, job_id),
+            )
+            older = [
+                dict(r)
+                for r in db.execute(
+                    "SELECT * FROM jobs WHERE stack_id = ? AND id < ? AND state IN (?, ?)",
+                    (job["stack_id"], job_id, JobState.DONE, JobState.FAILED),
+                )
+            ]
+            for old in older:
+                db.execute(
+                    "UPDATE jobs SET state = ? WHERE id = ?", (JobState.SUPERSEDED, old["id"])
+                )
+                db.execute(
+                    "UPDATE exports SET state = ?, updated_at = ? WHERE job_id = ?"
+                    " AND state IN (?, ?, ?)",
+                    (
+                        ExportState.CANCELLED, now, old["id"], ExportState.PENDING,
+                        ExportState.RETRY, ExportState.DEAD,
+                    ),
+                )
+            done = set(complete)
+            for name in destinations:
+                early = (delivered or {}).get(name, [])
+                state = ExportState.DONE if name in done else ExportState.PENDING
+                db.execute(
+                    "INSERT INTO exports (job_id, destination, state, attempts, sent,"
+                    " delivered, next_attempt_at, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (job_id, name, state, int(name in done), len(early), json.dumps(early),
+                     now, now, now),
+                )
+        return older
+
+    def fail_job(self, job_id: int, error: str) -> None:
+        """Mark a job failed with its error (its inputs are kept)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?",
+                (JobState.FAILED, error, time.time(), job_id),
+            )
+
+    def requeue_job(self, job_id: int) -> None:
+        """Run a failed job again."""
+        self.job(job_id)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, error = NULL WHERE id = ? AND state = ?",
+                (JobState.PENDING, job_id, JobState.FAILED),
+            )
+
+    def recover(self) -> tuple[int, int]:
+        """After a crash: running jobs run again, interrupted exports are retried.
+
+        Returns
+        -------
+        tuple of int
+            (jobs requeued, exports requeued)
+        """
+        with self._tx() as db:
+            jobs = db.execute(
+                "UPDATE jobs SET state = ? WHERE state = ?", (JobState.PENDING, JobState.RUNNING)
+            ).rowcount
+            exports = db.execute(
+                "UPDATE exports SET state = ?, next_attempt_at = ? WHERE state = ?",
+                (ExportState.RETRY, time.time(), ExportState.SENDING),
+            ).rowcount
+        return jobs, exports
+
+    # ------------------------------------------------------------------ exports
+    def due_exports(self, now: float) -> list[dict[str, Any]]:
+        """Exports to try now, oldest first."""
+        return self._all(
+            "SELECT * FROM exports WHERE state IN (?, ?) AND next_attempt_at <= ? ORDER BY id",
+            (ExportState.PENDING, ExportState.RETRY, now),
+        )
+
+    def exports(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        """Export rows (of one job)."""
+        if job_id is None:
+            return self._all("SELECT * FROM exports ORDER BY id")
+        return self._all("SELECT * FROM exports WHERE job_id = ? ORDER BY id", (job_id,))
+
+    def update_export(
+        self,
+        export_id: int,
+        state: ExportState,
+        *,
+        attempts: int | None = None,
+        next_attempt_at: float | None = None,
+        error: str | None = None,
+        sent: int | None = None,
+    ) -> None:
+        """Change an export's state (and its counters)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE exports SET state = ?, attempts = COALESCE(?, attempts),"
+                " next_attempt_at = COALESCE(?, next_attempt_at), last_error = ?,"
+                " sent = COALESCE(?, sent), updated_at = ? WHERE id = ?",
+                (state, attempts, next_attempt_at, error, sent, time.time(), export_id),
+            )
+
+    def retry_exports(self, job_id: int) -> int:
+        """Send a job's results again to every destination (``cinestrain retry``).
+
+        Returns
+        -------
+        int
+            How many exports were queued.
+        """
+        self.job(job_id)
+        now = time.time()
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE exports SET state = ?, attempts = 0, next_attempt_at = ?,"
+                " delivered = NULL, updated_at = ? WHERE job_id = ? AND state != ?",
+                (ExportState.PENDING, now, now, job_id, ExportState.SENDING),
+            ).rowcount
+
+    # ---------------------------------------------------------------- retention
+    def purgeable_jobs(self, cutoff: float) -> list[dict[str, Any]]:
+        """Done or superseded jobs finished before ``cutoff`` with nothing left to send."""
+        return self._all(
+            "SELECT * FROM jobs WHERE state IN (?, ?) AND finished_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM exports e WHERE e.job_id = jobs.id"
+            " AND e.state IN (?, ?, ?, ?))",
+            (
+                JobState.DONE, JobState.SUPERSEDED, cutoff, ExportState.PENDING,
+                ExportState.SENDING, ExportState.RETRY, ExportState.DEAD,
+            ),
+        )
+
+    def purgeable_series(self, cutoff: float) -> list[dict[str, Any]]:
+        """Series decided (stacked into a stack whose newest job is done, or skipped)
+        before ``cutoff``, with no instance received since."""
+        return self._all(
+            "SELECT s.* FROM series s WHERE s.updated_at < ? AND ("
+            " s.state = ? OR (s.state = ? AND EXISTS (SELECT 1 FROM jobs j"
+            "  WHERE j.stack_id = s.stack_id AND j.state = ? AND j.finished_at < ?)"
+            "  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.stack_id = s.stack_id"
+            "  AND j.state IN (?, ?))))"
+            " AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.series_uid = s.series_uid"
+            " AND i.received_at >= ?)",
+            (
+                cutoff, SeriesState.SKIPPED, SeriesState.STACKED, JobState.DONE, cutoff,
+                JobState.PENDING, JobState.RUNNING, cutoff,
+            ),
+        )
+
+    def series_instances(self, series_uid: str) -> list[dict[str, Any]]:
+        """Every instance row of a series."""
+        return self._all("SELECT * FROM instances WHERE series_uid = ?", (series_uid,))
+
+    def forget_instances(self, sop_instance_uids: list[str], series_uid: str) -> None:
+        """Drop purged instances; the series stays, marked purged."""
+        with self._tx() as db:
+            db.executemany(
+                "DELETE FROM instances WHERE sop_instance_uid = ?",
+                [(uid,) for uid in sop_instance_uids],
+            )
+            db.execute(
+                "UPDATE series SET state = ?, updated_at = ? WHERE series_uid = ?",
+                (SeriesState.PURGED, time.time(), series_uid),
+            )
+
+    def forget_job_files(self, job_id: int) -> None:
+        """The job's result folder was purged."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET files = '[]' WHERE id = ?", (job_id,))
+
+    # ------------------------------------------------------------------- status
+    def summary(self) -> dict[str, Any]:
+        """Counts for ``cinestrain status``."""
+
+        def counts(table: str) -> dict[str, int]:
+            return {
+                r["state"]: r["n"]
+                for r in self._all(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state")
+            }
+
+        totals = self._one(
+            "SELECT COUNT(*) AS instances, COALESCE(SUM(size), 0) AS bytes,"
+            " COUNT(DISTINCT study_uid) AS studies, COUNT(DISTINCT series_uid) AS series,"
+            " MAX(received_at) AS last_received FROM instances"
+        )
+        return {
+            "instances": totals,
+            "series": counts("series"),
+            "stacks": counts("stacks"),
+            "jobs": counts("jobs"),
+            "exports": counts("exports"),
+            "skipped_series": self._all(
+                "SELECT series_uid, study_uid, reason FROM series WHERE state = ?"
+                " ORDER BY updated_at DESC LIMIT 20",
+                (SeriesState.SKIPPED,),
+            ),
+            "failed_jobs": self._all(
+                "SELECT id, stack_id, error, finished_at FROM jobs WHERE state = ?"
+                " ORDER BY id DESC LIMIT 20",
+                (JobState.FAILED,),
+            ),
+            "dead_exports": self._all(
+                "SELECT id, job_id, destination, attempts, last_error FROM exports"
+                " WHERE state = ? ORDER BY id DESC LIMIT 20",
+                (ExportState.DEAD,),
+            ),
+        }

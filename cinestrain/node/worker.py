@@ -1,0 +1,301 @@
+"""The inference worker: each job runs :func:`node.pipeline.run_analysis` in its own process.
+
+A job is plain data (an :class:`node.job.AnalysisRequest`: instance paths, model
+settings, output folder, stored as JSON in the index), so the queue is a seam: a distributed
+engine (Celery, Ray) can run :func:`execute_job` instead of the local
+:class:`Dispatcher`. Each job gets a fresh ``spawn`` process: a crash or leak of one job
+never touches the receiver, and the process can be stopped. One process is started ahead
+(``worker.keep_warm``) so that a job does not wait for torch and the pipeline to import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import resource
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from cinestrain.config.schema import NodeConfig
+from cinestrain.node.export import EarlyExport, Exporter, is_dicom_file, return_destinations
+from cinestrain.node.index import Index
+from cinestrain.node.job import AnalysisRequest
+
+log = logging.getLogger(__name__)
+
+
+def build_request(
+    cfg: NodeConfig, paths: list[Path], series_uid: str, uid_series: list[str],
+    results_dir: Path,
+) -> AnalysisRequest:
+    """The job for a stack (its ``out_dir`` is made per job by the index).
+
+    Parameters
+    ----------
+    cfg
+        Model and worker settings come from here.
+    paths
+        The stack's spooled instance files.
+    series_uid
+        A series of the stack (selects it when the files hold several).
+    uid_series
+        The series the result UIDs derive from: the stack's series at its first job, so
+        that a grown stack's results replace the earlier ones in a PACS.
+    results_dir
+        The node's results folder; each job writes into ``job-N`` under it.
+    """
+    return AnalysisRequest.from_config(cfg, paths, results_dir,
+                                       series_instance_uid=series_uid, uid_series=uid_series)
+
+
+def execute_job(request: AnalysisRequest, torch_threads: int = 0,
+                on_file: Callable[[Path], None] | None = None) -> dict[str, Any]:
+    """Run one job (in whatever process calls it) and describe what it wrote.
+
+    ``on_file`` is called with each DICOM result as soon as it is complete.
+
+    Returns
+    -------
+    dict
+        ``{"files": [...], "warnings": [...], "series_instance_uid", "shape", "ed_phase",
+        "timings_s": {stage: seconds}, "peak_rss_mb", "cpu_s"}``.
+    """
+    start = time.perf_counter()
+    import torch
+
+    from cinestrain.node.pipeline import run_analysis
+
+    imports_s = time.perf_counter() - start
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    outcome = run_analysis(request, on_file=on_file)
+    result = asdict(outcome)
+    result["files"] = [str(p) for p in outcome.files]
+    result["timings_s"] = {"imports_s": imports_s, **outcome.timings_s}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # ru_maxrss is in KiB on Linux: the peak of this process (the worker, when spawned)
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    return json.loads(json.dumps(result, default=str))
+
+
+def _job_process(conn: Any) -> None:
+    """Entry point of a worker process: import the pipeline, wait for one job, run it.
+
+    The heavy imports (torch, highdicom, matplotlib: several seconds) happen before the job
+    comes, so a process started ahead takes a job at once. Receives
+    ``(request, torch_threads)``; sends ``("file", path)`` for each DICOM result as soon
+    as it is written, then ``("ok", result)`` or ``("error", text)``.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(name)s: %(message)s")
+    # torch's OpenMP threads spin while they wait for one another (libgomp's default): on
+    # a CPU shared with other work a spinning thread keeps its sibling from running. The
+    # 10 x 25 stack's model run took 16 s instead of 7 s beside three busy processes on 2
+    # cores, and the same 2.7 s on idle cores. Read when torch loads, so set before it;
+    # a setting in the node's environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import cinestrain.node.pipeline  # noqa: F401  (the imports the job needs, done while idle)
+
+    log.info("worker process %d ready", multiprocessing.current_process().pid)
+    try:
+        request, torch_threads = conn.recv()
+    except EOFError:  # the node stopped before a job came
+        return
+    try:
+        conn.send(("ok", execute_job(request, torch_threads,
+                                     lambda path: conn.send(("file", str(path))))))
+    except Exception as exc:  # the job's failure is data for the index, not a crash
+        detail = traceback.format_exc(limit=4)
+        conn.send(("error", f"{type(exc).__name__}: {exc}\n{detail}"))
+    finally:
+        conn.close()
+
+
+class Dispatcher:
+    """Runs pending jobs of the index, ``worker.processes`` at a time.
+
+    Each job runs in its own process. With ``worker.keep_warm`` one process is started
+    ahead (at start-up and after each job), its imports done, waiting for the next job.
+
+    Parameters
+    ----------
+    cfg
+        Worker settings and destinations (exports are queued when a job is done).
+    index
+        Where jobs are claimed and their outcome recorded.
+    """
+
+    def __init__(self, cfg: NodeConfig, index: Index) -> None:
+        self.cfg = cfg
+        self.index = index
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._running: dict[int, Any] = {}
+        self._threads: list[threading.Thread] = []
+        self._spare: tuple[Any, Any] | None = None
+        self._stopping = False
+        #: called after each job is recorded (the scheduler sends its exports at once)
+        self.on_done: Callable[[], None] | None = None
+
+    @property
+    def busy(self) -> int:
+        """Jobs running now."""
+        with self._lock:
+            return len(self._running)
+
+    def _spawn(self) -> tuple[Any, Any]:
+        """Start a worker process; return it and our end of its pipe."""
+        ours, theirs = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_job_process, args=(theirs,),
+                                        name="cinestrain-worker")
+        process.start()
+        theirs.close()
+        return process, ours
+
+    def keep_warm(self) -> None:
+        """Start the spare worker process if ``worker.keep_warm`` and there is none."""
+        if not self.cfg.worker.keep_warm:
+            return
+        with self._lock:
+            if self._stopping or self._spare is not None:
+                return
+            self._spare = self._spawn()
+
+    def _take_process(self) -> tuple[Any, Any]:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare[0].is_alive():
+            return spare
+        if spare is not None:
+            spare[1].close()
+        return self._spawn()
+
+    def poll(self) -> None:
+        """Start pending jobs while a worker slot is free."""
+        while not self._stopping and self.busy < self.cfg.worker.processes:
+            job = self.index.claim_job()
+            if job is None:
+                return
+            thread = threading.Thread(
+                target=self._run, args=(job,), name=f"job-{job['id']}", daemon=True
+            )
+            with self._lock:
+                self._running[job["id"]] = None
+                self._threads.append(thread)
+            thread.start()
+
+    def _run(self, job: dict[str, Any]) -> None:
+        job_id = int(job["id"])
+        request = AnalysisRequest.from_json(job["request"])
+        log.info(
+            "job %d (stack %d, attempt %d): %d instances, series %s",
+            job_id, job["stack_id"], job["attempts"] + 1, len(request.inputs),
+            request.series_instance_uid,
+        )
+        names = self._destinations(job)
+        early = (Exporter(self.cfg, self.index).early(names)
+                 if self.cfg.export.while_writing else None)
+        process, conn = self._take_process()
+        message = None
+        try:
+            with self._lock:
+                self._running[job_id] = process
+            conn.send((request, self.cfg.worker.torch_threads))
+            while conn.poll(None):
+                kind, value = conn.recv()
+                if kind != "file":
+                    message = (kind, value)
+                    break
+                if early is not None:
+                    early.add(Path(value))
+        except (EOFError, OSError):
+            message = None
+        try:
+            if message is None:
+                process.join()  # it died or was stopped: its exit code says how
+            if early is not None and (message is None or message[0] != "ok"):
+                early.abort()
+            if self._stopping and message is None:
+                log.info("job %d interrupted by shutdown; it runs again at start-up", job_id)
+                return
+            if message is None:
+                error = (f"worker process ended without a result "
+                         f"(exit code {process.exitcode})")
+                self._fail(job_id, error)
+            elif message[0] == "error":
+                self._fail(job_id, message[1])
+            else:
+                self._done(job_id, message[1], names, early)
+        finally:
+            # a process that sent its result exits by itself (freeing a large heap takes
+            # a moment): the outcome is recorded first
+            process.join()
+            conn.close()
+            with self._lock:
+                self._running.pop(job_id, None)
+        if self.on_done is not None:
+            self.on_done()
+        self.keep_warm()
+
+    def _fail(self, job_id: int, error: str) -> None:
+        log.error("job %d failed (inputs kept): %s", job_id, error.splitlines()[0])
+        self.index.fail_job(job_id, error)
+
+    def _destinations(self, job: dict[str, Any]) -> list[str]:
+        """Export names of a job: the configured destinations and the callers that get
+        their results back."""
+        return [d.name for d in self.cfg.destinations] + return_destinations(
+            self.cfg, self.index.stack_callers(job["stack_id"]))
+
+    def _done(self, job_id: int, result: dict[str, Any], names: list[str] | None = None,
+              early: EarlyExport | None = None) -> None:
+        """Record a finished job: wait for its early export (what it stored is not sent
+        again), queue its exports, remove what it supersedes."""
+        if names is None:
+            names = self._destinations(self.index.job(job_id))
+        metrics = {key: result.get(key) for key in ("timings_s", "peak_rss_mb", "cpu_s")}
+        delivered: dict[str, list[str]] = {}
+        complete: list[str] = []
+        if early is not None:
+            start = time.perf_counter()
+            delivered = early.finish(self.cfg.node.timeouts.dimse_s)
+            dicom = {Path(p).name for p in result["files"] if is_dicom_file(Path(p))}
+            complete = [n for n, stored in delivered.items() if dicom <= set(stored)]
+            metrics["early_export"] = {
+                "wait_s": time.perf_counter() - start,
+                "stored": {n: len(stored) for n, stored in delivered.items()},
+                "results": len(dicom)}
+        superseded = self.index.finish_job(job_id, result["files"], names, metrics,
+                                           delivered, complete)
+        log.info(
+            "job %d done: series %s, %d file(s), %d export(s) queued (%d complete already)",
+            job_id, result.get("series_instance_uid"), len(result["files"]), len(names),
+            len(complete),
+        )
+        for old in superseded:
+            shutil.rmtree(old["out_dir"], ignore_errors=True)
+            log.info("job %d superseded by job %d: its results were removed", old["id"], job_id)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop running jobs (they stay 'running' and run again at the next start)."""
+        self._stopping = True
+        with self._lock:
+            processes = [p for p in self._running.values() if p is not None]
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare[1].close()  # the idle process sees the end of its pipe and exits
+            spare[0].join(timeout_s)
+            if spare[0].is_alive():
+                spare[0].terminate()
+        for process in processes:
+            process.terminate()
+        for thread in self._threads:
+            thread.join(timeout_s)
