@@ -117,7 +117,7 @@ def displacement(source: str, case: PhantomCase, order: np.ndarray, pixels: np.n
                  recentre_rounds: int = ModelSettings().recentre_rounds) -> np.ndarray:
     """``[S, T, 2, H, W]`` mm in the reader's slice order from the truth, model or demons.
 
-    The model's grid is centred and moved as the product does it (``node.pipeline``): on
+    The model's grid is centred and moved as the product does it (``pipeline.run``): on
     the LV centres of the myocardium in use, else the heart centre of the cine, following
     that myocardium's mean motion (``model.recentre_rounds``)."""
     ed = case.truth.ed_phase

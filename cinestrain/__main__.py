@@ -2,6 +2,6 @@
 
 import sys
 
-from cinestrain.node.cli import main
+from cinestrain.cli.main import main
 
 sys.exit(main())

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from cinestrain.node.errors import UnknownJobError
-from cinestrain.node.job import AnalysisRequest
 from cinestrain.node.states import ExportState, JobState, SeriesState, StackState
+from cinestrain.pipeline.job import AnalysisRequest
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from cinestrain.config.schema import NodeConfig
 from cinestrain.node.export import Exporter
 from cinestrain.node.index import Index
-from cinestrain.node.job import AnalysisRequest
 from cinestrain.node.readiness import StackCandidate, assess_study, readiness
 from cinestrain.node.receive.spool import Spool
 from cinestrain.node.states import SeriesState, StackState
 from cinestrain.node.worker import Dispatcher, build_request
+from cinestrain.pipeline.job import AnalysisRequest
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ installed by ``make viewer-setup`` into ``viewer/ohif/<version>``, never committ
 
 Everything lives in one data folder: Orthanc's storage and index, the generated
 configurations, nginx's temporary files and both logs. :class:`LocalViewer` starts and
-stops the two servers; ``cinestrain view`` (:mod:`node.commands.view`) wraps it.
+stops the two servers; ``cinestrain view`` (:mod:`cli.view`) wraps it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The inference worker: each job runs :func:`node.pipeline.run_analysis` in its own process.
+"""The inference worker: each job runs :func:`pipeline.run.run_analysis` in its own process.
 
-A job is plain data (an :class:`node.job.AnalysisRequest`: instance paths, model
+A job is plain data (an :class:`pipeline.job.AnalysisRequest`: instance paths, model
 settings, output folder, stored as JSON in the index), so the queue is a seam: a distributed
 engine (Celery, Ray) can run :func:`execute_job` instead of the local
 :class:`Dispatcher`. Each job gets a fresh ``spawn`` process: a crash or leak of one job
@@ -27,7 +27,7 @@ from typing import Any
 from cinestrain.config.schema import NodeConfig
 from cinestrain.node.export import EarlyExport, Exporter, is_dicom_file, return_destinations
 from cinestrain.node.index import Index
-from cinestrain.node.job import AnalysisRequest
+from cinestrain.pipeline.job import AnalysisRequest
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def execute_job(request: AnalysisRequest, torch_threads: int = 0,
     start = time.perf_counter()
     import torch
 
-    from cinestrain.node.pipeline import run_analysis
+    from cinestrain.pipeline.run import run_analysis
 
     imports_s = time.perf_counter() - start
     if torch_threads:
@@ -102,7 +102,7 @@ def _job_process(conn: Any) -> None:
     # cores, and the same 2.7 s on idle cores. Read when torch loads, so set before it;
     # a setting in the node's environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import cinestrain.node.pipeline  # noqa: F401  (the imports the job needs, done while idle)
+    import cinestrain.pipeline.run  # noqa: F401  (the imports the job needs, done while idle)
 
     log.info("worker process %d ready", multiprocessing.current_process().pid)
     try:

@@ -125,7 +125,7 @@ def test_environment_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_config_check_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from cinestrain.node.cli import main
+    from cinestrain.cli.main import main
 
     assert main(["config", "check", str(EXAMPLE)]) == 0
     printed = capsys.readouterr().out
@@ -145,7 +145,7 @@ def test_config_check_command(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 
 def test_check_refuses_a_model_without_weights(tmp_path: Path, capsys) -> None:
-    from cinestrain.node.cli import main
+    from cinestrain.cli.main import main
 
     cfg = tmp_path / "node.toml"
     cfg.write_text(f'[model]\ntemporal = "none"\nweights = "{tmp_path / "absent.pt"}"\n')
@@ -155,7 +155,7 @@ def test_check_refuses_a_model_without_weights(tmp_path: Path, capsys) -> None:
 
 def test_serve_refuses_to_start_without_model_weights(tmp_path: Path, capsys) -> None:
     # every job would fail at the model stage: said once, at start-up
-    from cinestrain.node.cli import main
+    from cinestrain.cli.main import main
 
     cfg = tmp_path / "node.toml"
     cfg.write_text(f'[model]\nweights = "{tmp_path / "absent.pt"}"\n')

@@ -39,7 +39,7 @@ from cinestrain.inference.heart.analysis import LVAnalysis, analyze_motion
 from cinestrain.inference.heart.myocardium import masks_from_segmentation
 from cinestrain.inference.phantom import PhantomConfig, generate_case
 from cinestrain.inference.phantom.scanner import write_cine_classic, write_cine_enhanced
-from cinestrain.node.pipeline import strain_maps
+from cinestrain.pipeline.run import strain_maps
 
 #: the model identity written into report.json by the tests (no model is run)
 MODEL = {"name": "cinestrain motion model", "version": "0.0.test", "weights": "truth",
@@ -83,7 +83,7 @@ ACCEPTED_WARNINGS = (
 def phantom_result(layout: str = "classic") -> PhantomResult:
     """Built once per test session and layout (a few seconds): ``"classic"`` (one MR
     series per slice) or ``"enhanced"`` (one Enhanced MR multi-frame object)."""
-    from cinestrain.node.commands.phantom import cine_study
+    from cinestrain.cli.phantom import cine_study
 
     case = generate_case(11, CONFIG)
     folder = Path(tempfile.mkdtemp(prefix="cinestrain-results-"))

@@ -19,11 +19,11 @@ import pytest
 from cinestrain.config import NodeConfig
 from cinestrain.config.load import parse_config
 from cinestrain.node.index import Index
-from cinestrain.node.job import AnalysisRequest
 from cinestrain.node.receive.handlers import StoreContext
 from cinestrain.node.receive.scp import start_scp
 from cinestrain.node.receive.spool import Spool
 from cinestrain.node.states import INDEX_FILE, SPOOL_DIR
+from cinestrain.pipeline.job import AnalysisRequest
 
 #: every subprocess of a test is bounded by this many seconds
 TOOL_TIMEOUT_S = 60

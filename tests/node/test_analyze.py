@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 
+from cinestrain.cli.main import main
 from cinestrain.dicom_io.read.cine import load_cine
 from cinestrain.dicom_io.read.seg import SegmentationReadError, read_myocardium_segmentation
 from cinestrain.inference.model.shipped_weights import shipped_weights_path
 from cinestrain.inference.phantom.scanner import write_cine_classic
-from cinestrain.node.cli import main
 
 WEIGHTS = shipped_weights_path("gru")
 needs_weights = pytest.mark.skipif(

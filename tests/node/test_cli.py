@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cinestrain.node.cli import COMMANDS, build_parser, chosen_command
+from cinestrain.cli.main import COMMANDS, build_parser, chosen_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def test_node_commands_do_not_load_torch() -> None:
     light = ("config", "serve", "status", "echo", "retry", "inspect", "view")
     code = (
         "import sys\n"
-        "from cinestrain.node.cli import build_parser, main\n"
+        "from cinestrain.cli.main import build_parser, main\n"
         f"for name in {light!r}:\n"
         "    build_parser(name)\n"
         f"assert main(['config', 'check', {str(ROOT / 'config' / 'example.toml')!r}]) == 0\n"

@@ -101,9 +101,9 @@ def test_sigkill_while_processing_gives_results_exactly_once(
     import sys
 
     import tomli_w
-    from node.index import Index
 
-    from cinestrain.node.commands.config import _without_none
+    from cinestrain.cli.config import _without_none
+    from cinestrain.node.index import Index
     from cinestrain.node.states import INDEX_FILE
 
     orthanc_port = free_port()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from cinestrain.node.cli import main
+from cinestrain.cli.main import main
 from cinestrain.node.export import Exporter, backoff_seconds
 from cinestrain.node.index import Index
 from cinestrain.node.states import INDEX_FILE, ExportState
@@ -84,7 +84,7 @@ def test_destination_down_is_retried_then_delivered(finished_job, tmp_path):
 def write_config(cfg, tmp_path: Path) -> Path:
     import tomli_w
 
-    from cinestrain.node.commands.config import _without_none
+    from cinestrain.cli.config import _without_none
 
     path = tmp_path / "node.toml"
     path.write_text(tomli_w.dumps(_without_none(cfg.model_dump(mode="json"))))

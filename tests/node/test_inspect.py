@@ -12,9 +12,9 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
 
+from cinestrain.cli.main import main
 from cinestrain.dicom_io.read.cine import load_cine
 from cinestrain.inference.phantom.scanner import CineStudy, write_cine_classic, write_cine_enhanced
-from cinestrain.node.cli import main
 
 #: keys whose values must not depend on how a stack was packaged
 GEOMETRY_KEYS = (

@@ -13,7 +13,7 @@ import pytest
 import tomli_w
 from pydicom import dcmread
 
-from cinestrain.node.commands.config import _without_none
+from cinestrain.cli.config import _without_none
 from cinestrain.node.index import Index
 from cinestrain.node.states import INDEX_FILE, JobState
 from tests.node.conftest import storescu

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 
+from cinestrain.cli.main import main
 from cinestrain.dicom_io.read.cine import load_cine
 from cinestrain.inference.phantom import load_truth_arrays
-from cinestrain.node.cli import main
 
 DCIODVFY = shutil.which("dciodvfy")
 needs_dciodvfy = pytest.mark.skipif(

@@ -19,10 +19,10 @@ import pytest
 import torch
 from pydicom import dcmread
 
+from cinestrain.cli.main import main
 from cinestrain.dicom_io.write.results import write_dicom_results
 from cinestrain.inference.model.checkpoint import save_checkpoint
 from cinestrain.inference.model.network import MotionConfig, MotionModel
-from cinestrain.node.cli import main
 from tests.dicom_io.test_results import phantom_result
 from tests.node.conftest import free_port, run_tool
 from tests.node.test_export import ORTHANC, Orthanc

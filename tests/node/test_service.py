@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomli_w
-from node.index import Index
 from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage
 
-from cinestrain.node.commands.config import _without_none
+from cinestrain.cli.config import _without_none
+from cinestrain.node.index import Index
 from cinestrain.node.service import Node
 from cinestrain.node.states import INDEX_FILE, PARTIAL_SUFFIX, JobState
 from tests.node.conftest import TOOL_TIMEOUT_S, run_tool, storescu

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cinestrain.node.cli import main
+from cinestrain.cli.main import main
 
 
 def test_hypokinetic_share_out_of_range_is_a_usage_error(tmp_path, capsys):

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class StrainMaps:
     """What the DICOM results show of one analysis, as plain arrays (the writer knows
-    nothing of the analysis classes; :mod:`node.pipeline` fills this in).
+    nothing of the analysis classes; :mod:`pipeline.run` fills this in).
 
     Attributes
     ----------

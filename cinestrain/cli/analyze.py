@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cinestrain.cli.view import add_viewer_arguments, send_and_print, settings_from
 from cinestrain.config import ConfigError, load_config
 from cinestrain.dicom_io import CineSeriesError
 from cinestrain.dicom_io.read.seg import SegmentationReadError
@@ -17,9 +18,8 @@ from cinestrain.inference.heart.aha import SEGMENT_NAMES
 from cinestrain.inference.model.checkpoint import CheckpointError
 from cinestrain.inference.model.settings import PAIRINGS, TEMPORALS
 from cinestrain.inference.model.shipped_weights import missing_weights
-from cinestrain.node.commands.view import add_viewer_arguments, send_and_print, settings_from
-from cinestrain.node.job import AnalysisRequest
-from cinestrain.node.pipeline import run_analysis
+from cinestrain.pipeline.job import AnalysisRequest
+from cinestrain.pipeline.run import run_analysis
 
 
 def _ed_phase(value: str) -> str | int:

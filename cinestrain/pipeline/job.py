@@ -5,7 +5,7 @@ build it with :meth:`AnalysisRequest.from_config` from the validated configurati
 model settings travel whole, as the configuration's ``[model]`` section, never re-typed
 field by field), the index stores it as JSON (:meth:`~AnalysisRequest.to_json`,
 :meth:`~AnalysisRequest.from_json`) and the worker runs it with
-:func:`node.pipeline.run_analysis`. A request is plain, validated data (paths, settings,
+:func:`pipeline.run.run_analysis`. A request is plain, validated data (paths, settings,
 UIDs), so the queue is a seam: another engine can run the same request elsewhere.
 """
 

@@ -1,4 +1,4 @@
-"""The ``cinestrain`` command line: one sub-command per module in :mod:`node.commands`.
+"""The ``cinestrain`` command line: one sub-command per module in :mod:`cli`.
 
 Each command module exposes ``add_arguments(parser)`` and ``run(args) -> int`` (the
 process exit status); its one-line help lives here, so that only the module of the
@@ -19,26 +19,26 @@ from cinestrain import __version__
 
 #: sub-command name -> (module implementing it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "config": ("cinestrain.node.commands.config",
+    "config": ("cinestrain.cli.config",
                "validate a configuration file and print the effective configuration"),
-    "inspect": ("cinestrain.node.commands.inspect",
+    "inspect": ("cinestrain.cli.inspect",
                 "list the series and cine stacks in a folder of DICOM files, and their problems"),
-    "phantom": ("cinestrain.node.commands.phantom",
+    "phantom": ("cinestrain.cli.phantom",
                 "write synthetic cine short-axis MR studies with exact ground-truth motion "
                 "and strain"),
-    "analyze": ("cinestrain.node.commands.analyze",
+    "analyze": ("cinestrain.cli.analyze",
                 "myocardial motion, strain and LV function of the cine stack in a folder"),
-    "train": ("cinestrain.node.commands.train",
+    "train": ("cinestrain.cli.train",
               "train the motion model on phantom data (seeded, resumable, JSON loss log)"),
-    "serve": ("cinestrain.node.commands.serve",
+    "serve": ("cinestrain.cli.serve",
               "run the DICOM node (SCP, scheduler, worker, export) in the foreground"),
-    "status": ("cinestrain.node.commands.status",
+    "status": ("cinestrain.cli.status",
                "show received stacks, jobs by state, exports, failures and disk use"),
-    "echo": ("cinestrain.node.commands.echo",
+    "echo": ("cinestrain.cli.echo",
              "C-ECHO a configured DICOM destination (by name) to test the connection"),
-    "retry": ("cinestrain.node.commands.retry",
+    "retry": ("cinestrain.cli.retry",
               "send a job's results to every destination again; a failed job is run again"),
-    "view": ("cinestrain.node.commands.view",
+    "view": ("cinestrain.cli.view",
              "local OHIF viewer (Orthanc DICOMweb + nginx) on loopback; --send files to it"),
 }
 

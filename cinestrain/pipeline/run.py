@@ -7,8 +7,8 @@ SEG, secondary captures). A stack that cannot be analysed (not short axis, no LV
 gets a ``report.json`` whose ``warnings`` say why, with no numbers, and no DICOM. This
 module only wires the rooms together: reading and writing are :mod:`dicom_io`'s, every
 decision about the heart (ED phase, myocardium, strain) is :mod:`inference.heart`'s, the
-motion is :mod:`inference.model`'s. A job is an :class:`~node.job.AnalysisRequest`; the
-result is files in the output folder plus an :class:`~node.job.AnalysisOutcome`.
+motion is :mod:`inference.model`'s. A job is an :class:`~pipeline.job.AnalysisRequest`; the
+result is files in the output folder plus an :class:`~pipeline.job.AnalysisOutcome`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from cinestrain.inference.heart.myocardium import (
 from cinestrain.inference.model.checkpoint import load_model
 from cinestrain.inference.model.estimate import estimate_motion, resolve_device
 from cinestrain.inference.model.shipped_weights import shipped_weights_path
-from cinestrain.node.job import AnalysisOutcome, AnalysisRequest
+from cinestrain.pipeline.job import AnalysisOutcome, AnalysisRequest
 
 log = logging.getLogger(__name__)
 

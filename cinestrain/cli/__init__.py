@@ -1,0 +1,1 @@
+"""Sub-commands of the ``cinestrain`` CLI (see :mod:`cli.main`)."""

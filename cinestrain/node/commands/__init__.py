@@ -1,1 +1,0 @@
-"""Sub-commands of the ``cinestrain`` CLI (see :mod:`node.cli`)."""
