@@ -1,12 +1,13 @@
 # cinestrain: one set-up step shared by `make run` and `make test`.
 # Works on a fresh machine: creates .venv, installs the CPU torch wheel, the package and
-# the Debian tools the tests use (dcmtk, orthanc, dicom3tools) when they are missing.
+# the Debian tools the tests use (dcmtk, orthanc, dicom3tools, openssl, systemd) when they are
+# missing: under CI=true a test whose tool is missing fails (tests/conftest.py).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
-DEBS   := dcmtk orthanc dicom3tools
+DEBS   := dcmtk orthanc dicom3tools openssl systemd
 CONFIG ?=
 
 # The local OHIF viewer (`make viewer`) and its browser test (in `make test`): Debian's
@@ -33,6 +34,8 @@ debs:
 	command -v storescu >/dev/null || missing="$$missing dcmtk"; \
 	command -v Orthanc  >/dev/null || missing="$$missing orthanc"; \
 	command -v dciodvfy >/dev/null || missing="$$missing dicom3tools"; \
+	command -v openssl  >/dev/null || missing="$$missing openssl"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

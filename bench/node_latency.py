@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -98,6 +97,9 @@ def peak_rss_mb(pid: int) -> float | None:
 
 def one_run(work: Path, files: list[Path]) -> dict[str, Any]:
     """Push the stack to a fresh node and time everything until Orthanc holds the results."""
+    from cinestrain.node.index import Index
+    from cinestrain.node.states import INDEX_FILE, ExportState, JobState
+
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     orthanc = Orthanc(work / "orthanc")
@@ -124,21 +126,22 @@ def one_run(work: Path, files: list[Path]) -> dict[str, Any]:
         last_store = time.time()
         if r.returncode != 0:
             raise RuntimeError(f"storescu failed: {r.stderr[-500:]}")
-        db = store / "index.sqlite"
+        index = Index(store / INDEX_FILE)  # the node's own index, read beside it
         deadline = time.monotonic() + 900
         export = job = None
-        while time.monotonic() < deadline:
-            with sqlite3.connect(db, timeout=30) as conn:
-                conn.row_factory = sqlite3.Row
-                job = conn.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT 1").fetchone()
-                export = conn.execute("SELECT * FROM exports ORDER BY id DESC LIMIT 1").fetchone()
-            if job is not None and job["state"] == "failed":
-                raise RuntimeError(f"job failed: {job['error']}")
-            if export is not None and export["state"] in ("done", "dead"):
-                break
-            time.sleep(0.05)
-        if export is None or export["state"] != "done":
-            raise RuntimeError(f"no export done: {dict(export) if export else None}")
+        try:
+            while time.monotonic() < deadline:
+                job = next(reversed(index.jobs()), None)
+                export = next(reversed(index.exports()), None)
+                if job is not None and job.state == JobState.FAILED:
+                    raise RuntimeError(f"job failed: {job.error}")
+                if export is not None and export.state in (ExportState.DONE, ExportState.DEAD):
+                    break
+                time.sleep(0.05)
+        finally:
+            index.close()
+        if job is None or export is None or export.state != ExportState.DONE:
+            raise RuntimeError(f"no export done: {export}")
         node_rss = peak_rss_mb(node.pid)
         stored = orthanc.count()
     finally:
@@ -148,12 +151,12 @@ def one_run(work: Path, files: list[Path]) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             node.kill()
         orthanc.stop()
-    metrics = json.loads(job["metrics"] or "{}")
+    metrics = job.metrics or {}
     t = metrics.get("timings_s", {})
     early_s = (metrics.get("early_export") or {}).get("wait_s", 0.0)
-    in_worker = job["finished_at"] - job["started_at"]
+    in_worker = job.finished_at - job.started_at
     stages = {
-        "wait (after the quiet period)": job["started_at"] - last_store - GRACE_S,
+        "wait (after the quiet period)": job.started_at - last_store - GRACE_S,
         "worker (imports, hand-over)": t.get("imports_s", 0.0),
         "load (read stack, model)": t.get("read_s", 0.0) + t.get("model_s", 0.0),
         "heart centres, ED phase": t.get("heart_ed_s", 0.0),
@@ -168,14 +171,14 @@ def one_run(work: Path, files: list[Path]) -> dict[str, Any]:
         # results are sent while they are written (export.while_writing): what is left
         # after the worker is done, then the export of anything not yet stored
         "export (after the last result written)": early_s
-        + export["updated_at"] - job["finished_at"],
+        + export.updated_at - job.finished_at,
     }
     accounted = sum(v for k, v in stages.items() if not k.startswith(("wait", "export")))
     stages["worker (imports, hand-over)"] += max(in_worker - early_s - accounted, 0.0)
-    total = export["updated_at"] - last_store
+    total = export.updated_at - last_store
     return {
         "latency_s": total - GRACE_S, "measured_s": total, "stages_s": stages,
-        "results_in_orthanc": stored, "results_sent": export["sent"],
+        "results_in_orthanc": stored, "results_sent": export.sent,
         "worker_metrics": metrics,
         "node_peak_rss_mb": node_rss, "worker_peak_rss_mb": metrics.get("peak_rss_mb"),
         "worker_cpu_s": metrics.get("cpu_s"), "load_average": os.getloadavg()[0],

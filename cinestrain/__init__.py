@@ -5,6 +5,8 @@ Rooms (see the README's "Layout"): :mod:`cinestrain.config` (the validated setti
 :mod:`cinestrain.inference` (``model/`` the motion network, ``heart/`` the LV analysis,
 ``phantom/`` the synthetic studies, ``training/``), :mod:`cinestrain.node` (the DICOM
 service, the job pipeline and the command line). Nothing outside ``node`` imports it.
+:mod:`cinestrain.speed`, which any room may import, switches the layers that exist only
+for speed (each against the libraries' plain path).
 """
 
 __version__ = "0.1.0"

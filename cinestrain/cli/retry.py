@@ -33,12 +33,12 @@ def run(args: argparse.Namespace) -> int:
     index = Index(path)
     try:
         job = index.job(args.job)
-        if job["state"] == JobState.FAILED:
+        if job.state == JobState.FAILED:
             index.requeue_job(args.job)
             print(f"job {args.job} queued to run again")
             return 0
-        if job["state"] != JobState.DONE:
-            print(f"cinestrain retry: job {args.job} is {job['state']}; nothing to retry",
+        if job.state != JobState.DONE:
+            print(f"cinestrain retry: job {args.job} is {job.state}; nothing to retry",
                   file=sys.stderr)
             return 1
         n = index.retry_exports(args.job)

@@ -39,7 +39,7 @@ def collect(cfg: Any) -> dict[str, Any]:
         return report
     index = Index(root / INDEX_FILE)
     try:
-        report.update(index.summary())
+        report.update(index.summary().as_dict())
     finally:
         index.close()
     return report

@@ -19,7 +19,6 @@ complete; the report, SEG and captures of a failed job may be missing).
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import ssl
@@ -48,6 +47,7 @@ from cinestrain.config.schema import DicomDestination, ExportSection, FolderDest
 from cinestrain.node.errors import ExportError, UnknownDestinationError
 from cinestrain.node.index import Index
 from cinestrain.node.receive.spool import copy_atomic
+from cinestrain.node.records import ExportRow, JobRow
 from cinestrain.node.states import ExportState, job_dir_name
 
 log = logging.getLogger(__name__)
@@ -374,7 +374,7 @@ class Exporter:
                  if isinstance(d := self.destination(n), DicomDestination)}
         return EarlyExport(self.cfg, dicom) if dicom else None
 
-    def deliver(self, destination: str, job: dict[str, Any],
+    def deliver(self, destination: str, job: JobRow,
                 skip: Iterable[str] = ()) -> int:
         """Send one job's results to one destination; return how many objects went.
 
@@ -390,26 +390,26 @@ class Exporter:
         dest = self.destination(destination)
         if dest is None:
             raise UnknownDestinationError(f"destination {destination!r} is not configured")
-        out_dir = Path(job["out_dir"])
-        listed = [Path(p) for p in json.loads(job["files"] or "[]")]
-        files = result_files(out_dir) or [p for p in listed if p.is_file()]
+        out_dir = job.out_dir
+        files = result_files(out_dir) or [p for p in job.files or () if p.is_file()]
         if isinstance(dest, FolderDestination):
-            stack = self.index.stack(job["stack_id"]) or {}
-            folder = f"{stack.get('study_uid', 'unknown-study')}/{job_dir_name(job['id'])}"
+            stack = self.index.stack(job.stack_id)
+            study = "unknown-study" if stack is None else stack.study_uid
+            folder = f"{study}/{job_dir_name(job.id)}"
             return copy_to_folder(dest, files, out_dir, folder)
         skipped = set(skip)
         dicom = [p for p in files if p.name not in skipped and is_dicom_file(p)]
         if not dicom:
-            log.info("job %d: no DICOM objects to send to %s", job["id"], dest.name)
+            log.info("job %d: no DICOM objects to send to %s", job.id, dest.name)
             return 0
         return send_dicom(dest, self.cfg, dicom)
 
-    def attempt(self, row: dict[str, Any]) -> ExportState:
+    def attempt(self, row: ExportRow) -> ExportState:
         """One try of one export; record the outcome and return the new state."""
-        export_id, job_id, name = row["id"], row["job_id"], row["destination"]
-        attempts = int(row["attempts"]) + 1
+        export_id, job_id, name = row.id, row.job_id, row.destination
+        attempts = row.attempts + 1
         self.index.update_export(export_id, ExportState.SENDING, attempts=attempts)
-        delivered = json.loads(row.get("delivered") or "[]")
+        delivered = list(row.delivered)
         try:
             sent = len(delivered) + self.deliver(name, self.index.job(job_id), delivered)
         except (ExportError, UnknownDestinationError, OSError) as exc:

@@ -18,13 +18,26 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cinestrain.node.errors import UnknownJobError
+from cinestrain.node.records import (
+    ExportRow,
+    IndexSummary,
+    InstanceRow,
+    InstanceTotals,
+    JobRow,
+    Record,
+    SeriesRow,
+    StackRow,
+    StudyRow,
+)
 from cinestrain.node.states import ExportState, JobState, SeriesState, StackState
 from cinestrain.pipeline.job import AnalysisRequest
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Record)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -105,7 +118,8 @@ CREATE INDEX IF NOT EXISTS exports_state ON exports (state, next_attempt_at);
 
 @dataclass(frozen=True)
 class InstanceRecord:
-    """One received instance as the index keeps it."""
+    """One received instance to record (:meth:`Index.add_instance`); the index returns
+    what it holds as :class:`~cinestrain.node.records.InstanceRow`."""
 
     sop_instance_uid: str
     sop_class_uid: str
@@ -121,6 +135,10 @@ class InstanceRecord:
 
 class Index:
     """The SQLite index of a node.
+
+    Rows come back as the typed, frozen records of :mod:`cinestrain.node.records`
+    (:class:`InstanceRow`, :class:`StudyRow`, :class:`SeriesRow`, :class:`StackRow`,
+    :class:`JobRow`, :class:`ExportRow`).
 
     Parameters
     ----------
@@ -182,6 +200,16 @@ class Index:
         rows = self._all(sql, params)
         return rows[0] if rows else None
 
+    def _records(self, cls: type[R], sql: str, params: Iterable[Any] = ()) -> list[R]:
+        """The rows of a query as records of ``cls``."""
+        with self._lock:
+            rows = self._db.execute(sql, tuple(params)).fetchall()
+        return [cls.from_row(row) for row in rows]
+
+    def _record(self, cls: type[R], sql: str, params: Iterable[Any] = ()) -> R | None:
+        rows = self._records(cls, sql, params)
+        return rows[0] if rows else None
+
     # ---------------------------------------------------------------- instances
     def add_instance(self, rec: InstanceRecord, scan_delay_s: float) -> bool:
         """Record a spooled instance; a duplicate SOP Instance UID updates the row.
@@ -231,27 +259,29 @@ class Index:
             )
         return copies == 1
 
-    def instance(self, sop_instance_uid: str) -> dict[str, Any] | None:
-        """The row of one instance."""
-        return self._one(
-            "SELECT * FROM instances WHERE sop_instance_uid = ?", (sop_instance_uid,)
+    def instance(self, sop_instance_uid: str) -> InstanceRow | None:
+        """One instance."""
+        return self._record(
+            InstanceRow, "SELECT * FROM instances WHERE sop_instance_uid = ?",
+            (sop_instance_uid,),
         )
 
-    def study_instances(self, study_uid: str) -> list[dict[str, Any]]:
-        """Every instance row of a study."""
-        return self._all("SELECT * FROM instances WHERE study_uid = ?", (study_uid,))
+    def study_instances(self, study_uid: str) -> list[InstanceRow]:
+        """Every instance of a study."""
+        return self._records(
+            InstanceRow, "SELECT * FROM instances WHERE study_uid = ?", (study_uid,)
+        )
 
     def stack_callers(self, stack_id: int) -> list[tuple[str, str]]:
         """(calling AE title, host) of whoever sent the instances of a stack."""
         stack = self.stack(stack_id)
         if stack is None:
             return []
-        series = json.loads(stack["series_uids"])
-        marks = ", ".join("?" * len(series))
+        marks = ", ".join("?" * len(stack.series_uids))
         rows = self._all(
             "SELECT DISTINCT calling_ae, calling_host FROM instances"
             f" WHERE series_uid IN ({marks}) ORDER BY calling_ae, calling_host",
-            series,
+            stack.series_uids,
         )
         return [(r["calling_ae"] or "", r["calling_host"] or "") for r in rows]
 
@@ -260,13 +290,18 @@ class Index:
         return {r["path"] for r in self._all("SELECT path FROM instances")}
 
     # ------------------------------------------------------------------ studies
-    def due_studies(self, now: float) -> list[dict[str, Any]]:
+    def due_studies(self, now: float) -> list[StudyRow]:
         """Studies whose stacks should be looked at now."""
-        return self._all(
+        return self._records(
+            StudyRow,
             "SELECT * FROM studies WHERE next_scan_at IS NOT NULL AND next_scan_at <= ?"
             " ORDER BY next_scan_at",
             (now,),
         )
+
+    def study(self, study_uid: str) -> StudyRow | None:
+        """One study."""
+        return self._record(StudyRow, "SELECT * FROM studies WHERE study_uid = ?", (study_uid,))
 
     def set_next_scan(self, study_uid: str, seen_last_received: float, at: float | None) -> None:
         """Schedule the next look at a study, unless an instance arrived meanwhile."""
@@ -294,9 +329,9 @@ class Index:
                 (series_uid, study_uid, state, reason, stack_id, time.time()),
             )
 
-    def series(self, series_uid: str) -> dict[str, Any] | None:
-        """The row of one series."""
-        return self._one("SELECT * FROM series WHERE series_uid = ?", (series_uid,))
+    def series(self, series_uid: str) -> SeriesRow | None:
+        """One series."""
+        return self._record(SeriesRow, "SELECT * FROM series WHERE series_uid = ?", (series_uid,))
 
     # ------------------------------------------------------------------- stacks
     def upsert_stack(
@@ -312,11 +347,11 @@ class Index:
         now = time.time()
         with self._tx() as db:
             match = None
-            for row in db.execute(
+            for stack_id, uids in db.execute(
                 "SELECT id, series_uids FROM stacks WHERE study_uid = ? ORDER BY id", (study_uid,)
             ):
-                if set(json.loads(row["series_uids"])) & set(series_uids):
-                    match = row["id"]
+                if set(json.loads(uids)) & set(series_uids):
+                    match = stack_id
                     break
             values = (json.dumps(sorted(series_uids)), shape, n_instances, state, reason, now)
             if match is None:
@@ -333,15 +368,17 @@ class Index:
             )
             return int(match)
 
-    def stack(self, stack_id: int) -> dict[str, Any] | None:
-        """The row of one stack."""
-        return self._one("SELECT * FROM stacks WHERE id = ?", (stack_id,))
+    def stack(self, stack_id: int) -> StackRow | None:
+        """One stack."""
+        return self._record(StackRow, "SELECT * FROM stacks WHERE id = ?", (stack_id,))
 
-    def stacks(self, study_uid: str | None = None) -> list[dict[str, Any]]:
-        """Stack rows (of one study)."""
+    def stacks(self, study_uid: str | None = None) -> list[StackRow]:
+        """Stacks (of one study), oldest first."""
         if study_uid is None:
-            return self._all("SELECT * FROM stacks ORDER BY id")
-        return self._all("SELECT * FROM stacks WHERE study_uid = ? ORDER BY id", (study_uid,))
+            return self._records(StackRow, "SELECT * FROM stacks ORDER BY id")
+        return self._records(
+            StackRow, "SELECT * FROM stacks WHERE study_uid = ? ORDER BY id", (study_uid,)
+        )
 
     # --------------------------------------------------------------------- jobs
     def create_job(
@@ -369,46 +406,53 @@ class Index:
             )
         return job_id
 
-    def job(self, job_id: int) -> dict[str, Any]:
-        """The row of one job.
+    def job(self, job_id: int) -> JobRow:
+        """One job.
 
         Raises
         ------
         UnknownJobError
             No such job.
         """
-        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = self._record(JobRow, "SELECT * FROM jobs WHERE id = ?", (job_id,))
         if row is None:
             raise UnknownJobError(f"no job {job_id} in {self.path}")
         return row
 
-    def jobs(self, stack_id: int | None = None) -> list[dict[str, Any]]:
-        """Job rows (of one stack), oldest first."""
+    def jobs(self, stack_id: int | None = None) -> list[JobRow]:
+        """Jobs (of one stack), oldest first."""
         if stack_id is None:
-            return self._all("SELECT * FROM jobs ORDER BY id")
-        return self._all("SELECT * FROM jobs WHERE stack_id = ? ORDER BY id", (stack_id,))
+            return self._records(JobRow, "SELECT * FROM jobs ORDER BY id")
+        return self._records(
+            JobRow, "SELECT * FROM jobs WHERE stack_id = ? ORDER BY id", (stack_id,)
+        )
 
-    def latest_job(self, stack_id: int) -> dict[str, Any] | None:
+    def latest_job(self, stack_id: int) -> JobRow | None:
         """The newest job of a stack that is not superseded."""
-        return self._one(
+        return self._record(
+            JobRow,
             "SELECT * FROM jobs WHERE stack_id = ? AND state != ? ORDER BY id DESC LIMIT 1",
             (stack_id, JobState.SUPERSEDED),
         )
 
-    def claim_job(self) -> dict[str, Any] | None:
-        """Take the oldest pending job: it becomes running (attempts + 1)."""
+    def claim_job(self) -> JobRow | None:
+        """Take the oldest pending job: it becomes running (attempts + 1).
+
+        The record is the job as it was before the claim (state pending, the attempts
+        before this one)."""
         with self._tx() as db:
             row = db.execute(
                 "SELECT * FROM jobs WHERE state = ? ORDER BY id LIMIT 1", (JobState.PENDING,)
             ).fetchone()
             if row is None:
                 return None
+            job = JobRow.from_row(row)
             db.execute(
                 "UPDATE jobs SET state = ?, started_at = ?, attempts = attempts + 1"
                 " WHERE id = ?",
-                (JobState.RUNNING, time.time(), row["id"]),
+                (JobState.RUNNING, time.time(), job.id),
             )
-        return dict(row)
+        return job
 
     def finish_job(
         self,
@@ -418,7 +462,7 @@ class Index:
         metrics: dict[str, Any] | None = None,
         delivered: dict[str, list[str]] | None = None,
         complete: Iterable[str] = (),
-    ) -> list[dict[str, Any]]:
+    ) -> list[JobRow]:
         """Mark a job done, queue its exports, and supersede older jobs of its stack.
 
         ``metrics`` (stage timings, peak memory of the worker) is kept with the job.
@@ -428,33 +472,35 @@ class Index:
 
         Returns
         -------
-        list of dict
-            The superseded jobs (their result folders may be removed).
+        list of JobRow
+            The superseded jobs as they were before (their result folders may be removed).
         """
         now = time.time()
         with self._tx() as db:
-            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            (stack_id,) = db.execute(
+                "SELECT stack_id FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
             db.execute(
                 "UPDATE jobs SET state = ?, files = ?, metrics = ?, error = NULL,"
                 " finished_at = ? WHERE id = ?",
                 (JobState.DONE, json.dumps(files), json.dumps(metrics or {}), now, job_id),
             )
             older = [
-                dict(r)
+                JobRow.from_row(r)
                 for r in db.execute(
                     "SELECT * FROM jobs WHERE stack_id = ? AND id < ? AND state IN (?, ?)",
-                    (job["stack_id"], job_id, JobState.DONE, JobState.FAILED),
+                    (stack_id, job_id, JobState.DONE, JobState.FAILED),
                 )
             ]
             for old in older:
                 db.execute(
-                    "UPDATE jobs SET state = ? WHERE id = ?", (JobState.SUPERSEDED, old["id"])
+                    "UPDATE jobs SET state = ? WHERE id = ?", (JobState.SUPERSEDED, old.id)
                 )
                 db.execute(
                     "UPDATE exports SET state = ?, updated_at = ? WHERE job_id = ?"
                     " AND state IN (?, ?, ?)",
                     (
-                        ExportState.CANCELLED, now, old["id"], ExportState.PENDING,
+                        ExportState.CANCELLED, now, old.id, ExportState.PENDING,
                         ExportState.RETRY, ExportState.DEAD,
                     ),
                 )
@@ -507,18 +553,21 @@ class Index:
         return jobs, exports
 
     # ------------------------------------------------------------------ exports
-    def due_exports(self, now: float) -> list[dict[str, Any]]:
+    def due_exports(self, now: float) -> list[ExportRow]:
         """Exports to try now, oldest first."""
-        return self._all(
+        return self._records(
+            ExportRow,
             "SELECT * FROM exports WHERE state IN (?, ?) AND next_attempt_at <= ? ORDER BY id",
             (ExportState.PENDING, ExportState.RETRY, now),
         )
 
-    def exports(self, job_id: int | None = None) -> list[dict[str, Any]]:
-        """Export rows (of one job)."""
+    def exports(self, job_id: int | None = None) -> list[ExportRow]:
+        """Exports (of one job), oldest first."""
         if job_id is None:
-            return self._all("SELECT * FROM exports ORDER BY id")
-        return self._all("SELECT * FROM exports WHERE job_id = ? ORDER BY id", (job_id,))
+            return self._records(ExportRow, "SELECT * FROM exports ORDER BY id")
+        return self._records(
+            ExportRow, "SELECT * FROM exports WHERE job_id = ? ORDER BY id", (job_id,)
+        )
 
     def update_export(
         self,
@@ -557,9 +606,10 @@ class Index:
             ).rowcount
 
     # ---------------------------------------------------------------- retention
-    def purgeable_jobs(self, cutoff: float) -> list[dict[str, Any]]:
+    def purgeable_jobs(self, cutoff: float) -> list[JobRow]:
         """Done or superseded jobs finished before ``cutoff`` with nothing left to send."""
-        return self._all(
+        return self._records(
+            JobRow,
             "SELECT * FROM jobs WHERE state IN (?, ?) AND finished_at < ?"
             " AND NOT EXISTS (SELECT 1 FROM exports e WHERE e.job_id = jobs.id"
             " AND e.state IN (?, ?, ?, ?))",
@@ -569,10 +619,11 @@ class Index:
             ),
         )
 
-    def purgeable_series(self, cutoff: float) -> list[dict[str, Any]]:
+    def purgeable_series(self, cutoff: float) -> list[SeriesRow]:
         """Series decided (stacked into a stack whose newest job is done, or skipped)
         before ``cutoff``, with no instance received since."""
-        return self._all(
+        return self._records(
+            SeriesRow,
             "SELECT s.* FROM series s WHERE s.updated_at < ? AND ("
             " s.state = ? OR (s.state = ? AND EXISTS (SELECT 1 FROM jobs j"
             "  WHERE j.stack_id = s.stack_id AND j.state = ? AND j.finished_at < ?)"
@@ -586,9 +637,11 @@ class Index:
             ),
         )
 
-    def series_instances(self, series_uid: str) -> list[dict[str, Any]]:
-        """Every instance row of a series."""
-        return self._all("SELECT * FROM instances WHERE series_uid = ?", (series_uid,))
+    def series_instances(self, series_uid: str) -> list[InstanceRow]:
+        """Every instance of a series."""
+        return self._records(
+            InstanceRow, "SELECT * FROM instances WHERE series_uid = ?", (series_uid,)
+        )
 
     def forget_instances(self, sop_instance_uids: list[str], series_uid: str) -> None:
         """Drop purged instances; the series stays, marked purged."""
@@ -608,39 +661,41 @@ class Index:
             db.execute("UPDATE jobs SET files = '[]' WHERE id = ?", (job_id,))
 
     # ------------------------------------------------------------------- status
-    def summary(self) -> dict[str, Any]:
-        """Counts for ``cinestrain status``."""
+    def summary(self) -> IndexSummary:
+        """Counts for ``cinestrain status`` (:meth:`IndexSummary.as_dict` is its report)."""
 
         def counts(table: str) -> dict[str, int]:
-            return {
-                r["state"]: r["n"]
-                for r in self._all(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state")
-            }
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state"
+                ).fetchall()
+            return {state: n for state, n in rows}
 
-        totals = self._one(
-            "SELECT COUNT(*) AS instances, COALESCE(SUM(size), 0) AS bytes,"
-            " COUNT(DISTINCT study_uid) AS studies, COUNT(DISTINCT series_uid) AS series,"
-            " MAX(received_at) AS last_received FROM instances"
-        )
-        return {
-            "instances": totals,
-            "series": counts("series"),
-            "stacks": counts("stacks"),
-            "jobs": counts("jobs"),
-            "exports": counts("exports"),
-            "skipped_series": self._all(
-                "SELECT series_uid, study_uid, reason FROM series WHERE state = ?"
-                " ORDER BY updated_at DESC LIMIT 20",
+        with self._lock:
+            totals = self._db.execute(
+                "SELECT COUNT(*) AS instances, COALESCE(SUM(size), 0) AS bytes,"
+                " COUNT(DISTINCT study_uid) AS studies, COUNT(DISTINCT series_uid) AS series,"
+                " MAX(received_at) AS last_received FROM instances"
+            ).fetchone()  # an aggregate: always one row
+        return IndexSummary(
+            instances=InstanceTotals.from_row(totals),
+            series=counts("series"),
+            stacks=counts("stacks"),
+            jobs=counts("jobs"),
+            exports=counts("exports"),
+            skipped_series=tuple(self._records(
+                SeriesRow,
+                "SELECT * FROM series WHERE state = ? ORDER BY updated_at DESC LIMIT 20",
                 (SeriesState.SKIPPED,),
-            ),
-            "failed_jobs": self._all(
-                "SELECT id, stack_id, error, finished_at FROM jobs WHERE state = ?"
-                " ORDER BY id DESC LIMIT 20",
+            )),
+            failed_jobs=tuple(self._records(
+                JobRow,
+                "SELECT * FROM jobs WHERE state = ? ORDER BY id DESC LIMIT 20",
                 (JobState.FAILED,),
-            ),
-            "dead_exports": self._all(
-                "SELECT id, job_id, destination, attempts, last_error FROM exports"
-                " WHERE state = ? ORDER BY id DESC LIMIT 20",
+            )),
+            dead_exports=tuple(self._records(
+                ExportRow,
+                "SELECT * FROM exports WHERE state = ? ORDER BY id DESC LIMIT 20",
                 (ExportState.DEAD,),
-            ),
-        }
+            )),
+        )

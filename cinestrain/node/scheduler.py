@@ -12,7 +12,6 @@ import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -21,9 +20,9 @@ from cinestrain.node.export import Exporter
 from cinestrain.node.index import Index
 from cinestrain.node.readiness import StackCandidate, assess_study, readiness
 from cinestrain.node.receive.spool import Spool
+from cinestrain.node.records import StudyRow
 from cinestrain.node.states import SeriesState, StackState
 from cinestrain.node.worker import Dispatcher, build_request
-from cinestrain.pipeline.job import AnalysisRequest
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +52,20 @@ class StackTracker:
             try:
                 self.look_at(study, now)
             except Exception:  # one bad study must not stop the others
-                log.exception("study %s: cannot assess its stacks", study["study_uid"])
+                log.exception("study %s: cannot assess its stacks", study.study_uid)
                 self.index.set_next_scan(
-                    study["study_uid"], study["last_received"],
+                    study.study_uid, study.last_received,
                     now + self.cfg.scheduler.series_stable_seconds,
                 )
 
-    def look_at(self, study: dict[str, Any], now: float) -> None:
+    def look_at(self, study: StudyRow, now: float) -> None:
         """Assess one study's stacks; queue jobs, record skipped series, reschedule."""
-        study_uid, last = study["study_uid"], study["last_received"]
+        study_uid, last = study.study_uid, study.last_received
         rules = self.cfg.scheduler
         quiet = now - last
         stable = quiet >= rules.series_stable_seconds
         rows = self.index.study_instances(study_uid)
-        assessment = assess_study([Path(r["path"]) for r in rows])
+        assessment = assess_study([r.path for r in rows])
         waiting = False
         for series_uid, reason in assessment.not_images:
             self._skip_series(series_uid, study_uid, reason)
@@ -85,7 +84,7 @@ class StackTracker:
 
     def _skip_series(self, series_uid: str, study_uid: str, reason: str) -> None:
         row = self.index.series(series_uid)
-        if row is None or row["state"] != SeriesState.SKIPPED or row["reason"] != reason:
+        if row is None or row.state != SeriesState.SKIPPED or row.reason != reason:
             log.info("study %s series %s skipped: %s", study_uid, series_uid, reason)
             self.index.set_series(series_uid, study_uid, SeriesState.SKIPPED, reason)
 
@@ -117,10 +116,10 @@ class StackTracker:
         for uid in candidate.series_uids:
             self.index.set_series(uid, study_uid, SeriesState.STACKED, stack_id=stack_id)
         latest = self.index.latest_job(stack_id)
-        if latest is not None and latest["inputs_digest"] == candidate.digest:
+        if latest is not None and latest.inputs_digest == candidate.digest:
             return True
         jobs = self.index.jobs(stack_id)
-        first = AnalysisRequest.from_json(jobs[0]["request"]).uid_series if jobs else None
+        first = jobs[0].request().uid_series if jobs else None
         uid_series = list(first or candidate.series_uids)
         request = build_request(self.cfg, list(candidate.paths), candidate.series_uids[0],
                                 uid_series, self.results)
@@ -128,7 +127,7 @@ class StackTracker:
         log.info(
             "study %s stack %d (%s, %d instances, series %s) %s: job %d queued%s",
             study_uid, stack_id, candidate.shape, n, ", ".join(candidate.series_uids), rule,
-            job_id, "" if latest is None else f" (replaces job {latest['id']}: the stack grew)",
+            job_id, "" if latest is None else f" (replaces job {latest.id}: the stack grew)",
         )
         return True
 
@@ -145,17 +144,18 @@ def purge_expired(cfg: NodeConfig, index: Index, spool: Spool, now: float | None
     cutoff = (time.time() if now is None else now) - days * 86400
     removed = 0
     for job in index.purgeable_jobs(cutoff):
-        if job["files"] != "[]" and Path(job["out_dir"]).exists():
-            shutil.rmtree(job["out_dir"], ignore_errors=True)
-            index.forget_job_files(job["id"])
+        # files == (): already purged; None (a job superseded before it ran) is looked at
+        if job.files != () and job.out_dir.exists():
+            shutil.rmtree(job.out_dir, ignore_errors=True)
+            index.forget_job_files(job.id)
             removed += 1
     for series in index.purgeable_series(cutoff):
-        rows = index.series_instances(series["series_uid"])
+        rows = index.series_instances(series.series_uid)
         for row in rows:
-            spool.remove(Path(row["path"]))
-        index.forget_instances([r["sop_instance_uid"] for r in rows], series["series_uid"])
+            spool.remove(row.path)
+        index.forget_instances([r.sop_instance_uid for r in rows], series.series_uid)
         removed += len(rows)
-        log.info("retention: series %s purged (%d instances)", series["series_uid"], len(rows))
+        log.info("retention: series %s purged (%d instances)", series.series_uid, len(rows))
     return removed
 
 

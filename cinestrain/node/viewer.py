@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 #: the pinned OHIF release (npm package ``@ohif/app``; the Makefile installs it)
 OHIF_VERSION = "3.13.2"
 #: where ``make viewer-setup`` installs OHIF's ``dist/`` (one folder per version)
-OHIF_ROOT = Path(__file__).resolve().parents[1] / "viewer" / "ohif"
+OHIF_ROOT = Path(__file__).resolve().parents[2] / "viewer" / "ohif"
 #: the DICOMweb plugin of Debian's ``orthanc-dicomweb``
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 #: Debian installs nginx in /usr/sbin, often not on a user's PATH

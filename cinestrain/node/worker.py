@@ -27,6 +27,7 @@ from typing import Any
 from cinestrain.config.schema import NodeConfig
 from cinestrain.node.export import EarlyExport, Exporter, is_dicom_file, return_destinations
 from cinestrain.node.index import Index
+from cinestrain.node.records import JobRow
 from cinestrain.pipeline.job import AnalysisRequest
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,10 @@ def _job_process(conn: Any) -> None:
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(name)s: %(message)s")
     # torch's OpenMP threads spin while they wait for one another (libgomp's default): on
-    # a CPU shared with other work a spinning thread keeps its sibling from running. The
-    # 10 x 25 stack's model run took 16 s instead of 7 s beside three busy processes on 2
-    # cores, and the same 2.7 s on idle cores. Read when torch loads, so set before it;
-    # a setting in the node's environment wins.
+    # a CPU shared with other work (the receiver, the exporter, another job) a spinning
+    # thread keeps its sibling from running, which can more than double a model run,
+    # while passive waiting costs nothing on idle cores. Read when torch loads, so set
+    # before it; a setting in the node's environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import cinestrain.pipeline.run  # noqa: F401  (the imports the job needs, done while idle)
 
@@ -185,19 +186,25 @@ class Dispatcher:
             if job is None:
                 return
             thread = threading.Thread(
-                target=self._run, args=(job,), name=f"job-{job['id']}", daemon=True
+                target=self._run, args=(job,), name=f"job-{job.id}", daemon=True
             )
             with self._lock:
-                self._running[job["id"]] = None
+                self._running[job.id] = None
                 self._threads.append(thread)
             thread.start()
 
-    def _run(self, job: dict[str, Any]) -> None:
-        job_id = int(job["id"])
-        request = AnalysisRequest.from_json(job["request"])
+    def _run(self, job: JobRow) -> None:
+        job_id = job.id
+        try:
+            request = job.request()
+        except ValueError as exc:  # a stored request this release cannot read
+            self._fail(job_id, f"unreadable job request: {exc}")
+            with self._lock:
+                self._running.pop(job_id, None)
+            return
         log.info(
             "job %d (stack %d, attempt %d): %d instances, series %s",
-            job_id, job["stack_id"], job["attempts"] + 1, len(request.inputs),
+            job_id, job.stack_id, job.attempts + 1, len(request.inputs),
             request.series_instance_uid,
         )
         names = self._destinations(job)
@@ -249,11 +256,11 @@ class Dispatcher:
         log.error("job %d failed (inputs kept): %s", job_id, error.splitlines()[0])
         self.index.fail_job(job_id, error)
 
-    def _destinations(self, job: dict[str, Any]) -> list[str]:
+    def _destinations(self, job: JobRow) -> list[str]:
         """Export names of a job: the configured destinations and the callers that get
         their results back."""
         return [d.name for d in self.cfg.destinations] + return_destinations(
-            self.cfg, self.index.stack_callers(job["stack_id"]))
+            self.cfg, self.index.stack_callers(job.stack_id))
 
     def _done(self, job_id: int, result: dict[str, Any], names: list[str] | None = None,
               early: EarlyExport | None = None) -> None:
@@ -281,8 +288,8 @@ class Dispatcher:
             len(complete),
         )
         for old in superseded:
-            shutil.rmtree(old["out_dir"], ignore_errors=True)
-            log.info("job %d superseded by job %d: its results were removed", old["id"], job_id)
+            shutil.rmtree(old.out_dir, ignore_errors=True)
+            log.info("job %d superseded by job %d: its results were removed", old.id, job_id)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop running jobs (they stay 'running' and run again at the next start)."""

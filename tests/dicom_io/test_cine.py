@@ -38,8 +38,10 @@ from cinestrain.dicom_io.read.errors import (
 from cinestrain.dicom_io.read.scan import scan_dicom
 from cinestrain.dicom_io.read.stacks import find_stacks
 from cinestrain.inference.phantom.scanner import CineStudy, write_cine_classic, write_cine_enhanced
+from tests.conftest import SUNNYBROOK, require_tool
 
-SUNNYBROOK = Path(__file__).resolve().parents[2] / "../shared/data/sunnybrook/SCD0000101.tar.gz"
+#: a real GE export (Sunnybrook SCD0000101)
+SCD0000101 = SUNNYBROOK / "SCD0000101.tar.gz"
 
 
 def edit_files(paths: list[Path], change: Callable[[Dataset], None]) -> None:
@@ -233,9 +235,7 @@ def test_compressed_transfer_syntaxes_with_rescale(make_study, tmp_path, syntax)
         "rle": RLELossless,
     }[syntax]
     if syntax.startswith("jpeg-lossless"):
-        dcmcjpeg = shutil.which("dcmcjpeg")
-        if dcmcjpeg is None:
-            pytest.skip("dcmcjpeg (Debian package dcmtk) is not installed")
+        dcmcjpeg = require_tool("dcmcjpeg", "JPEG-compressing the cine (Debian package dcmtk)")
         plain = write_cine_classic(study, tmp_path / "plain")
         option = "+e1" if syntax == "jpeg-lossless-sv1" else "+el"
         (tmp_path / "in").mkdir()
@@ -493,10 +493,10 @@ class TestBadInput:
             load_cine(tmp_path / "nowhere")
 
 
-@pytest.mark.skipif(not SUNNYBROOK.is_file(), reason=f"shared real data absent: {SUNNYBROOK}")
+@pytest.mark.requires_file(SCD0000101, "a real GE cine (the shared Sunnybrook data)")
 def test_sunnybrook_real_cine(tmp_path):
     """Real GE export: 240 images, each with its own FrameOfReferenceUID, leading-zero UIDs."""
-    with tarfile.open(SUNNYBROOK) as archive:
+    with tarfile.open(SCD0000101) as archive:
         archive.extractall(tmp_path, filter="data")
     search = find_stacks(scan_dicom(tmp_path))
     stack = search.select()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,16 +18,15 @@ from pydicom.uid import (
 
 from cinestrain.inference.phantom.scanner import CineStudy, write_cine_classic, write_cine_enhanced
 
-DCIODVFY = shutil.which("dciodvfy")
-needs_dciodvfy = pytest.mark.skipif(
-    DCIODVFY is None, reason="dciodvfy (Debian package dicom3tools) is not installed"
+needs_dciodvfy = pytest.mark.requires_tool(
+    "dciodvfy", "validating the MR objects (Debian package dicom3tools)"
 )
 
 
 def dciodvfy(path: Path) -> tuple[list[str], list[str]]:
     """(errors, warnings) that dciodvfy reports for one file."""
     result = subprocess.run(
-        [DCIODVFY, str(path)], capture_output=True, text=True, timeout=60, check=False
+        ["dciodvfy", str(path)], capture_output=True, text=True, timeout=60, check=False
     )
     lines = (result.stdout + result.stderr).splitlines()
     return (

@@ -3,6 +3,8 @@ stored value -> Real World Value Mapping -> strain."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import highdicom as hd
 import numpy as np
 import pytest
@@ -14,7 +16,9 @@ from cinestrain.dicom_io.write.pm import (
     frame_slices,
 )
 from cinestrain.dicom_io.write.uids import ResultUIDs
-from tests.dicom_io.test_results import phantom_result, stable_json
+from cinestrain.speed import PLAIN
+from tests.helpers.equivalence import differences
+from tests.helpers.results import dciodvfy, phantom_result
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +108,12 @@ def test_displacement_maps_are_patient_components_in_mm(uids: ResultUIDs) -> Non
 
 
 @pytest.mark.parametrize("layout", ["classic", "enhanced"])
-def test_derived_phases_equal_what_highdicom_builds(layout: str, uids: ResultUIDs) -> None:
-    """Also when two quantities share their phases' encoded source references."""
+def test_fast_path_equals_plain_highdicom_path(layout: str, uids: ResultUIDs,
+                                               tmp_path: Path) -> None:
+    """The speed layers (phases derived from phase 1's encoding, each phase's source
+    references encoded once for two quantities, IOD lookups memoized) against
+    ``speed=PLAIN`` (highdicom builds every phase): element by element the same objects,
+    pixel data included, and the same dciodvfy report of each."""
     p = phantom_result(layout)
     shared: dict = {}
     for quantity in ("circumferential_strain", "displacement_y"):
@@ -115,12 +123,17 @@ def test_derived_phases_equal_what_highdicom_builds(layout: str, uids: ResultUID
             values, mask = p.analysis.strain.circumferential_pct, p.analysis.masks.myocardium
         fast = build_parametric_maps(p.cine, p.images, values, quantity, uids=uids,
                                      series_number=9, mask=mask, shared=shared)
-        slow = build_parametric_maps(p.cine, p.images, values, quantity, uids=uids,
-                                     series_number=9, mask=mask, derive=False)
+        plain = build_parametric_maps(p.cine, p.images, values, quantity, uids=uids,
+                                      series_number=9, mask=mask, speed=PLAIN)
         assert isinstance(fast[0], hd.pm.ParametricMap)
         assert not any(isinstance(pm, hd.pm.ParametricMap) for pm in fast[1:])  # derived
-        for t, (a, b) in enumerate(zip(fast, slow, strict=True)):
-            assert stable_json(a) == stable_json(b), f"{quantity} phase {t}"
+        assert all(isinstance(pm, hd.pm.ParametricMap) for pm in plain)
+        for t, (a, b) in enumerate(zip(fast, plain, strict=True)):
+            files = tmp_path / f"fast_{quantity}_{t}.dcm", tmp_path / f"plain_{quantity}_{t}.dcm"
+            a.save_as(files[0], enforce_file_format=True)
+            b.save_as(files[1], enforce_file_format=True)
+            assert differences(*files) == [], f"{quantity} phase {t}"
+            assert dciodvfy(files[0]) == dciodvfy(files[1]), f"{quantity} phase {t}"
     assert len(shared) == p.cine.n_phases - 1  # phases 1.. encoded once for both
 
 

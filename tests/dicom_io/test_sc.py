@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,8 @@ from cinestrain.dicom_io.write.sc import (
     carry_to_phase,
 )
 from cinestrain.dicom_io.write.uids import ResultUIDs
-from tests.dicom_io.test_results import dciodvfy, phantom_result
+from tests.conftest import optional_tool
+from tests.helpers.results import dciodvfy, phantom_result
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_strain_overlay_is_a_cine_loop_of_the_slice(uids: ResultUIDs, tmp_path: 
     assert colourful.sum(axis=(1, 2)).min() > 500
     refs = [i.ReferencedSOPInstanceUID for i in back.SourceImageSequence]
     assert refs == [f.sop_instance_uid for f in p.cine.sources[s]]
-    if shutil.which("dciodvfy"):
+    if optional_tool("dciodvfy", "validating the capture (Debian dicom3tools)"):
         errors, _ = dciodvfy(path)
         assert not errors
 
@@ -98,7 +98,7 @@ def test_bullseye_capture(uids: ResultUIDs, tmp_path: Path) -> None:
     assert back.SeriesDescription == "cinestrain bull's-eye"
     assert [i.ReferencedSOPInstanceUID for i in back.SourceImageSequence] == [
         row[ed].sop_instance_uid for row in p.cine.sources]
-    if shutil.which("dciodvfy"):
+    if optional_tool("dciodvfy", "validating the capture (Debian dicom3tools)"):
         errors, _ = dciodvfy(path)
         assert not errors
     with pytest.raises(ValueError, match="segments"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,9 +23,8 @@ from cinestrain.dicom_io.write.sr import (
     build_measurement_report,
 )
 from cinestrain.dicom_io.write.uids import ResultUIDs
-from tests.dicom_io.test_results import dciodvfy, phantom_result
-
-DSRDUMP = shutil.which("dsrdump")
+from tests.conftest import optional_tool
+from tests.helpers.results import dciodvfy, phantom_result
 
 
 def _sources():
@@ -146,11 +144,11 @@ def _dsrdump_groups(text: str) -> dict[str, dict[str, float]]:
     return groups
 
 
-@pytest.mark.skipif(DSRDUMP is None, reason="DCMTK dsrdump not installed")
+@pytest.mark.requires_tool("dsrdump", "showing the SR as a reader sees it (Debian dcmtk)")
 def test_dsrdump_shows_every_value(sr_file: Path) -> None:
     """What a person reading ``dsrdump`` sees: every value of report.json, with its unit,
     in the measurement group of its region."""
-    result = subprocess.run([DSRDUMP, "+Pl", str(sr_file)], capture_output=True, text=True,
+    result = subprocess.run(["dsrdump", "+Pl", str(sr_file)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert '"Imaging Measurement Report"' in result.stdout
@@ -175,7 +173,7 @@ def test_dsrdump_shows_every_value(sr_file: Path) -> None:
     assert count == sum(len(group) for group in shown.values())
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy not installed")
+@pytest.mark.requires_tool("dciodvfy", "validating the SR (Debian dicom3tools)")
 def test_dciodvfy_finds_no_error(sr_file: Path) -> None:
     errors, warnings = dciodvfy(sr_file)
     assert not errors
@@ -218,5 +216,6 @@ def test_groups_outline_what_was_measured_on_the_ed_images(tmp_path: Path) -> No
             inside = PolyPath(region.value).contains_points(centres).reshape(covered.shape[1:])
             covered[s] |= inside
         assert np.array_equal(covered, labels == k), k
-    errors, _ = dciodvfy(path) if shutil.which("dciodvfy") else ([], [])
-    assert not errors
+    if optional_tool("dciodvfy", "validating the SR with regions (Debian dicom3tools)"):
+        errors, _ = dciodvfy(path)
+        assert not errors

@@ -7,7 +7,7 @@ import numpy as np
 import cinestrain.inference.heart.myocardium as myocardium
 from cinestrain.inference.heart.centres import find_heart_centres, normalise_intensity
 from cinestrain.inference.heart.ed_phase import choose_ed_phase
-from tests.dicom_io.test_results import phantom_result
+from tests.helpers.results import phantom_result
 
 
 def test_the_phase_0_segmentation_of_the_ed_detection_is_reused(monkeypatch) -> None:

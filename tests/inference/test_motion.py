@@ -17,8 +17,8 @@ from cinestrain.inference.phantom import PhantomConfig, generate_case
 SETTINGS = ModelSettings().motion_settings()
 
 WEIGHTS = shipped_weights_path("gru")
-pytestmark = pytest.mark.skipif(
-    not WEIGHTS.exists(), reason=f"no shipped weights at {WEIGHTS} (run cinestrain train)"
+pytestmark = pytest.mark.requires_file(
+    WEIGHTS, "the shipped motion model (in the repository; cinestrain train makes it)"
 )
 
 SMALL = PhantomConfig(

@@ -16,6 +16,7 @@ from cinestrain.inference.heart.myocardium import (
     segment_myocardium,
 )
 from cinestrain.inference.phantom import PhantomCase, PhantomConfig, generate_case
+from tests.conftest import SUNNYBROOK
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +99,8 @@ def test_no_lv_is_a_specific_error() -> None:
         masks_from_segmentation(np.zeros((2, 8, 8), bool), (1.0, 1.0))
 
 
-SUNNYBROOK = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sunnybrook"
-
-
-@pytest.mark.skipif(not (SUNNYBROOK / "SCD0000201.tar.gz").exists(),
-                    reason="../shared/data/sunnybrook is absent (a user's own clone has none)")
+@pytest.mark.requires_file(SUNNYBROOK / "SCD0000201.tar.gz",
+                           "a real study with manual contours (the shared Sunnybrook data)")
 def test_automatic_segmentation_of_a_real_study_against_the_manual_contours(tmp_path) -> None:
     """SCD0000201 (Sunnybrook, heart failure with infarction) at its manual ED phase: the
     basal slice's blood pool is dimmer than the slice's fat, the lateral wall is shaded and

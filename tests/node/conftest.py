@@ -1,10 +1,11 @@
-"""Fixtures of the node tests: configurations on free loopback ports, small cine studies."""
+"""Fixtures and helpers of the node tests: configurations on free loopback ports, small cine
+studies, pushes with DCMTK, a throw-away Orthanc, waits."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import random
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom import dcmread
 
 from cinestrain.config import NodeConfig
 from cinestrain.config.load import parse_config
@@ -24,12 +26,20 @@ from cinestrain.node.receive.scp import start_scp
 from cinestrain.node.receive.spool import Spool
 from cinestrain.node.states import INDEX_FILE, SPOOL_DIR
 from cinestrain.pipeline.job import AnalysisRequest
+from tests.conftest import require_tool
 
 #: every subprocess of a test is bounded by this many seconds
 TOOL_TIMEOUT_S = 60
 
-#: the Orthanc server binary (Debian package orthanc), None when absent
-ORTHANC = shutil.which("Orthanc")
+
+def wait_for(predicate, timeout_s: float, poll_s: float = 0.2) -> bool:
+    """Whether ``predicate()`` comes true within ``timeout_s`` (polled every ``poll_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return bool(predicate())
 
 
 def free_port() -> int:
@@ -110,6 +120,31 @@ def storescu(
     )
 
 
+def wait_listening(cfg) -> None:
+    """Wait (up to 60 s) until the node of ``cfg`` answers DCMTK ``echoscu``."""
+    ok = wait_for(lambda: run_tool("echoscu", "-aet", "ECHOSCU", "-aec", cfg.node.ae_title,
+                                   "127.0.0.1", str(cfg.node.port)).returncode == 0, 60, 0.3)
+    assert ok, "node did not start listening"
+
+
+def push_parallel(cfg, files: list[Path], seed: int = 0) -> None:
+    """Files in random order over two parallel storescu associations."""
+    files = list(files)
+    random.Random(seed).shuffle(files)
+    halves = [files[0::2], files[1::2]]
+    procs = [
+        subprocess.Popen(
+            ["storescu", "-R", "-aet", "STORESCU", "-aec", cfg.node.ae_title, "127.0.0.1",
+             str(cfg.node.port), *map(str, half)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for half in halves
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=TOOL_TIMEOUT_S)
+        assert proc.returncode == 0, err
+
+
 class Receiver:
     """An SCP with its spool and index, started and stopped by the test."""
 
@@ -141,6 +176,11 @@ def receiver(make_config) -> Iterator[Receiver]:
     node = Receiver(make_config())
     yield node
     node.stop()
+
+
+def last_received(receiver) -> float:
+    """When the receiver's last instance arrived (``received_at`` in its index)."""
+    return max(r["received_at"] for r in receiver.index._all("SELECT received_at FROM instances"))
 
 
 @pytest.fixture(scope="session")
@@ -178,10 +218,22 @@ def phantom_dir(tmp_path_factory) -> Path:
     return out / "case_000"
 
 
+def phantom_files(phantom_dir: Path) -> dict[str, list[Path]]:
+    """The phantom's files by series UID."""
+    by_series: dict[str, list[Path]] = {}
+    for path in sorted((phantom_dir / "dicom").iterdir()):
+        by_series.setdefault(dcmread(path, stop_before_pixels=True).SeriesInstanceUID,
+                             []).append(path)
+    return by_series
+
+
 class Orthanc:
-    """Orthanc on loopback with a throw-away configuration (no auth, store from anyone)."""
+    """Orthanc on loopback with a throw-away configuration (no auth, store from anyone).
+    Tests that start one say ``pytest.mark.requires_tool("Orthanc", why)``; without the
+    program, starting one skips the test (fails it under CI)."""
 
     def __init__(self, root: Path, dicom_port: int) -> None:
+        program = require_tool("Orthanc", "a PACS to send to (Debian package orthanc)")
         self.dicom_port, self.http_port = dicom_port, free_port()
         config = {
             "Name": "cinestrain-test",
@@ -199,7 +251,7 @@ class Orthanc:
         (root / "orthanc.json").write_text(json.dumps(config))
         self.log = (root / "orthanc.log").open("w")
         self.proc = subprocess.Popen(
-            [ORTHANC, str(root / "orthanc.json")], stdout=self.log, stderr=subprocess.STDOUT
+            [program, str(root / "orthanc.json")], stdout=self.log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -8,7 +8,6 @@ untrained: plumbing, not accuracy) model, and Orthanc as the destination PACS on
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -16,15 +15,14 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
+from cinestrain.node.records import JobRow
 from cinestrain.node.service import Node
 from cinestrain.node.states import JobState
-from tests.node.conftest import ORTHANC, Orthanc, free_port, storescu
-from tests.node.test_service import wait_for
-from tests.node.test_stacks import push_parallel
+from tests.node.conftest import Orthanc, free_port, push_parallel, storescu, wait_for
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed"),
-    pytest.mark.skipif(ORTHANC is None, reason="Orthanc (Debian package orthanc) not installed"),
+    pytest.mark.requires_tool("storescu", "pushing to the node (Debian package dcmtk)"),
+    pytest.mark.requires_tool("Orthanc", "a PACS to send to (Debian package orthanc)"),
 ]
 
 
@@ -53,10 +51,10 @@ def test_scanner_to_pacs(make_config, phantom_dir, tiny_weights, tmp_path):
     try:
         files = sorted((phantom_dir / "dicom").iterdir())
         push_parallel(cfg, files, seed=3)
-        assert wait_for(lambda: [j["state"] for j in node.index.jobs()] == [JobState.DONE], 180), (
+        assert wait_for(lambda: [j.state for j in node.index.jobs()] == [JobState.DONE], 180), (
             node.index.jobs()
         )
-        assert wait_for(lambda: [e["state"] for e in node.index.exports()] == ["done"], 60), (
+        assert wait_for(lambda: [e.state for e in node.index.exports()] == ["done"], 60), (
             node.index.exports()
         )
         source_study = dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
@@ -80,7 +78,7 @@ def test_scanner_to_pacs(make_config, phantom_dir, tiny_weights, tmp_path):
             descriptions
         )  # secondary captures
         [job] = node.index.jobs()
-        written = [p for p in json.loads(job["files"]) if p.endswith(".dcm")]
+        written = [p for p in job.files if p.suffix == ".dcm"]
         assert len(_get(orthanc, "/instances")) == len(written)  # results only, each once
     finally:
         node.stop()
@@ -121,7 +119,7 @@ def test_sigkill_while_processing_gives_results_exactly_once(
             start_new_session=True,
         )
 
-    def jobs() -> list[dict]:
+    def jobs() -> list[JobRow]:
         index = Index(cfg.storage.directory / INDEX_FILE)
         try:
             return index.jobs()
@@ -137,16 +135,16 @@ def test_sigkill_while_processing_gives_results_exactly_once(
             60,
             0.5,
         )
-        running = wait_for(lambda: any(j["state"] == JobState.RUNNING for j in jobs()), 120, 0.05)
+        running = wait_for(lambda: any(j.state == JobState.RUNNING for j in jobs()), 120, 0.05)
         assert running, jobs()
         os.killpg(proc.pid, signal.SIGKILL)  # the node and its worker process
         proc.wait(timeout=30)
         assert orthanc.instances() == []
 
         proc = serve()
-        assert wait_for(lambda: [j["state"] for j in jobs()] == [JobState.DONE], 180), jobs()
+        assert wait_for(lambda: [j.state for j in jobs()] == [JobState.DONE], 180), jobs()
         [job] = jobs()
-        written = [p for p in json.loads(job["files"]) if p.endswith(".dcm")]
+        written = [p for p in job.files if p.suffix == ".dcm"]
         assert written
         assert wait_for(lambda: len(orthanc.instances()) == len(written), 60)
         time.sleep(2)  # nothing more arrives

@@ -3,7 +3,6 @@ through the whole node (SCP, scheduler, worker process, export), then a grep of 
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,12 +14,11 @@ from pydicom import dcmread
 
 from cinestrain.cli.config import _without_none
 from cinestrain.node.index import Index
+from cinestrain.node.records import JobRow
 from cinestrain.node.states import INDEX_FILE, JobState
-from tests.node.conftest import storescu
-from tests.node.test_service import wait_for, wait_listening
-from tests.node.test_stacks import phantom_files
+from tests.node.conftest import phantom_files, storescu, wait_for, wait_listening
 
-pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")
+pytestmark = pytest.mark.requires_tool("storescu", "pushing to the node (Debian package dcmtk)")
 
 #: a name no code, path or UID could contain by chance
 NAME = "Zyxwvut^Quintessa^Marie"
@@ -52,14 +50,14 @@ def test_patient_names_never_reach_the_logs(make_config, phantom_dir, tiny_weigh
         wait_listening(cfg)
         assert storescu(cfg, *files).returncode == 0
 
-        def jobs() -> list[dict]:
+        def jobs() -> list[JobRow]:
             index = Index(cfg.storage.directory / INDEX_FILE)
             try:
                 return index.jobs()
             finally:
                 index.close()
 
-        assert wait_for(lambda: [j["state"] for j in jobs()] == [JobState.DONE], 120), jobs()
+        assert wait_for(lambda: [j.state for j in jobs()] == [JobState.DONE], 120), jobs()
         assert wait_for(lambda: (tmp_path / "out").exists(), 30)
     finally:
         proc.send_signal(signal.SIGTERM)

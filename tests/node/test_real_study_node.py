@@ -10,7 +10,6 @@ CPU. About 1.5-2 minutes on 2 cores.
 from __future__ import annotations
 
 import json
-import shutil
 import tarfile
 from pathlib import Path
 
@@ -19,20 +18,19 @@ import pytest
 from cinestrain.inference.model.shipped_weights import shipped_weights_path
 from cinestrain.node.service import Node
 from cinestrain.node.states import JobState
-from tests.conftest import SHARED
-from tests.node.conftest import storescu
-from tests.node.test_service import wait_for
+from tests.conftest import SUNNYBROOK
+from tests.node.conftest import storescu, wait_for
 
-ARCHIVE = SHARED / "data" / "sunnybrook" / "SCD0000201.tar.gz"
+ARCHIVE = SUNNYBROOK / "SCD0000201.tar.gz"
 #: phases of the manual ED / ES contours (``IM-0001-0060`` / ``-0047``: (N - 1) % 20)
 MANUAL_ED, MANUAL_ES = 19, 6
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed"),
-    pytest.mark.skipif(not ARCHIVE.is_file(),
-                       reason=f"shared real data absent ({ARCHIVE}): a user's own clone has none"),
-    pytest.mark.skipif(not shipped_weights_path("gru").exists(), reason="no shipped weights"),
+    pytest.mark.requires_tool("storescu", "pushing to the node (Debian package dcmtk)"),
+    pytest.mark.requires_file(ARCHIVE, "a real scanner export (the shared Sunnybrook data)"),
+    pytest.mark.requires_file(shipped_weights_path("gru"),
+                              "the shipped motion model (in the repository)"),
 ]
 
 
@@ -51,11 +49,11 @@ def test_sunnybrook_study_through_the_node(make_config, tmp_path: Path) -> None:
     try:
         sent = storescu(cfg, *files)
         assert sent.returncode == 0, sent.stderr[-2000:]
-        assert wait_for(lambda: [j["state"] for j in node.index.jobs()]
+        assert wait_for(lambda: [j.state for j in node.index.jobs()]
                         in ([JobState.DONE], [JobState.FAILED]), 400), node.index.jobs()
         [job] = node.index.jobs()
-        assert job["state"] == JobState.DONE, job["error"]
-        report = json.loads((Path(job["out_dir"]) / "report.json").read_text())
+        assert job.state == JobState.DONE, job.error
+        report = json.loads((job.out_dir / "report.json").read_text())
     finally:
         node.stop()
     assert report["ed_phase_source"] == "largest-blood-pool"
@@ -64,5 +62,5 @@ def test_sunnybrook_study_through_the_node(make_config, tmp_path: Path) -> None:
     peaks = report["global"]
     assert peaks["peak_circumferential_strain_pct"] < 0 < peaks["peak_radial_strain_pct"]
     assert report["function"]["ef_pct"] > 0
-    outputs = {Path(p).name for p in json.loads(job["files"])}
+    outputs = {p.name for p in job.files}
     assert {"report.json", "sr_report.dcm", "seg_myocardium.dcm"} <= outputs

@@ -10,7 +10,6 @@ study), not the accuracy, so they run without the shipped weights.
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +22,8 @@ from cinestrain.cli.main import main
 from cinestrain.dicom_io.write.results import write_dicom_results
 from cinestrain.inference.model.checkpoint import save_checkpoint
 from cinestrain.inference.model.network import MotionConfig, MotionModel
-from tests.dicom_io.test_results import phantom_result
-from tests.node.conftest import free_port, run_tool
-from tests.node.test_export import ORTHANC, Orthanc
+from tests.helpers.results import phantom_result
+from tests.node.conftest import Orthanc, free_port, run_tool
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +65,6 @@ def _get(orthanc: Orthanc, path: str) -> object:
 
 @pytest.fixture
 def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
-    if ORTHANC is None:
-        pytest.skip("Orthanc not installed")
     server = Orthanc(tmp_path / "orthanc", free_port())
     yield server
     server.stop()
@@ -91,7 +87,8 @@ def _send_and_list(orthanc: Orthanc, sources: list[Path], results: list[Path]
     return _get(orthanc, f"/studies/{studies[0]['ID']}/series?expand")
 
 
-@pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK storescu not installed")
+@pytest.mark.requires_tool("storescu", "sending to Orthanc (Debian package dcmtk)")
+@pytest.mark.requires_tool("Orthanc", "a PACS to send to (Debian package orthanc)")
 def test_orthanc_accepts_every_object_into_the_source_study(
         analyzed: Path, phantom_dir: Path, orthanc: Orthanc) -> None:
     sources = sorted(p for p in (phantom_dir / "dicom").iterdir() if p.is_file())
@@ -109,7 +106,8 @@ def test_orthanc_accepts_every_object_into_the_source_study(
                ) == 3
 
 
-@pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK storescu not installed")
+@pytest.mark.requires_tool("storescu", "sending to Orthanc (Debian package dcmtk)")
+@pytest.mark.requires_tool("Orthanc", "a PACS to send to (Debian package orthanc)")
 def test_orthanc_accepts_the_results_of_an_enhanced_stack(orthanc: Orthanc,
                                                           tmp_path: Path) -> None:
     """One Enhanced MR object in, every kind out (SEG included), all in its study."""

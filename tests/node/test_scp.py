@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import types
 from pathlib import Path
 
 import pytest
@@ -12,10 +12,11 @@ from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 
 from cinestrain.inference.phantom.scanner import write_cine_classic
+from cinestrain.node.receive.handlers import set_dul_run_loop_delay
 from cinestrain.node.states import PARTIAL_SUFFIX
 from tests.node.conftest import Receiver, run_tool, storescu
 
-pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")
+pytestmark = pytest.mark.requires_tool("storescu", "pushing to the node (Debian package dcmtk)")
 
 
 @pytest.fixture
@@ -40,9 +41,9 @@ def test_store_spools_and_indexes_every_instance(receiver, cine_files):
     for source in cine_files:
         ds = dcmread(source, stop_before_pixels=True)
         row = receiver.index.instance(ds.SOPInstanceUID)
-        assert row is not None and row["calling_ae"] == "STORESCU"
-        assert row["series_uid"] == ds.SeriesInstanceUID
-        stored = dcmread(row["path"])
+        assert row is not None and row.calling_ae == "STORESCU"
+        assert row.series_uid == ds.SeriesInstanceUID
+        stored = dcmread(row.path)
         assert stored.PixelData == dcmread(source).PixelData
     assert not list(receiver.spool.root.rglob(f"*{PARTIAL_SUFFIX}"))
 
@@ -52,7 +53,7 @@ def test_duplicates_are_harmless(receiver, cine_files):
     assert storescu(receiver.cfg, *cine_files[:4]).returncode == 0
     assert len(receiver.spooled()) == 4
     uid = dcmread(cine_files[0], stop_before_pixels=True).SOPInstanceUID
-    assert receiver.index.instance(uid)["copies"] == 2
+    assert receiver.index.instance(uid).copies == 2
 
 
 def test_compressed_transfer_syntax_is_stored_as_sent(receiver, make_study, tmp_path):
@@ -61,8 +62,8 @@ def test_compressed_transfer_syntax_is_stored_as_sent(receiver, make_study, tmp_
     result = storescu(receiver.cfg, *files, extra=("-xr",))
     assert result.returncode == 0, result.stderr
     row = receiver.index.instance(dcmread(files[0]).SOPInstanceUID)
-    assert row["transfer_syntax"] == RLELossless
-    assert dcmread(row["path"]).file_meta.TransferSyntaxUID == RLELossless
+    assert row.transfer_syntax == RLELossless
+    assert dcmread(row.path).file_meta.TransferSyntaxUID == RLELossless
 
 
 def test_deflated_dataset_is_parsed_and_stored_as_sent(receiver, cine_files):
@@ -70,8 +71,8 @@ def test_deflated_dataset_is_parsed_and_stored_as_sent(receiver, cine_files):
     assert result.returncode == 0, result.stderr
     source = dcmread(cine_files[0])
     row = receiver.index.instance(source.SOPInstanceUID)
-    assert row["transfer_syntax"] == DeflatedExplicitVRLittleEndian
-    stored = dcmread(row["path"])
+    assert row.transfer_syntax == DeflatedExplicitVRLittleEndian
+    stored = dcmread(row.path)
     assert stored.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
     assert stored.PixelData == source.PixelData
 
@@ -206,3 +207,12 @@ def test_poll_interval_is_applied_to_each_association(make_config):
             assoc.release()
     finally:
         node.stop()
+
+
+def test_poll_delay_is_left_alone_where_pynetdicom_has_no_such_attribute():
+    """The private attribute is written in one place, and only where it exists."""
+    reader = types.SimpleNamespace()
+    assert not set_dul_run_loop_delay(reader, 0.0001)
+    assert not hasattr(reader, "_run_loop_delay")
+    reader._run_loop_delay = 0.001
+    assert set_dul_run_loop_delay(reader, 0.0001) and reader._run_loop_delay == 0.0001

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +20,9 @@ from cinestrain.cli.config import _without_none
 from cinestrain.node.index import Index
 from cinestrain.node.service import Node
 from cinestrain.node.states import INDEX_FILE, PARTIAL_SUFFIX, JobState
-from tests.node.conftest import TOOL_TIMEOUT_S, run_tool, storescu
+from tests.node.conftest import TOOL_TIMEOUT_S, storescu, wait_for, wait_listening
 
-pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")
-
-
-def wait_for(predicate, timeout_s: float, poll_s: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll_s)
-    return bool(predicate())
+pytestmark = pytest.mark.requires_tool("storescu", "pushing to the node (Debian package dcmtk)")
 
 
 def test_pushed_stack_is_analysed_and_exported(make_config, phantom_dir, tiny_weights, tmp_path):
@@ -49,17 +37,17 @@ def test_pushed_stack_is_analysed_and_exported(make_config, phantom_dir, tiny_we
         files = sorted((phantom_dir / "dicom").iterdir())
         assert storescu(cfg, *files).returncode == 0
         index = node.index
-        assert wait_for(lambda: [j["state"] for j in index.jobs()] == [JobState.DONE], 120), (
+        assert wait_for(lambda: [j.state for j in index.jobs()] == [JobState.DONE], 120), (
             index.jobs()
         )
         [job] = index.jobs()
-        outputs = json.loads(job["files"])
-        [npz] = [p for p in outputs if p.endswith("motion.npz")]
+        outputs = job.files
+        [npz] = [p for p in outputs if p.name == "motion.npz"]
         motion = np.load(npz)
         assert motion["displacement"].shape == (3, 8, 2, 64, 64)
-        assert wait_for(lambda: [e["state"] for e in index.exports()] == ["done"], 20)
+        assert wait_for(lambda: [e.state for e in index.exports()] == ["done"], 20)
         copied = {p.name for p in (tmp_path / "out").rglob("*") if p.is_file()}
-        assert copied == {Path(p).name for p in outputs}
+        assert copied == {p.name for p in outputs}
     finally:
         node.stop()
 
@@ -71,10 +59,10 @@ def test_failed_job_keeps_inputs_and_records_the_error(make_config, phantom_dir,
     try:
         files = sorted((phantom_dir / "dicom").iterdir())
         assert storescu(cfg, *files).returncode == 0
-        assert wait_for(lambda: [j["state"] for j in node.index.jobs()] == [JobState.FAILED], 90)
+        assert wait_for(lambda: [j.state for j in node.index.jobs()] == [JobState.FAILED], 90)
         [job] = node.index.jobs()
-        assert "missing.pt" in job["error"]
-        assert all(Path(p).is_file() for p in json.loads(job["request"])["inputs"])
+        assert "missing.pt" in job.error
+        assert all(p.is_file() for p in job.request().inputs)
     finally:
         node.stop()
 
@@ -83,12 +71,6 @@ def serve(config: Path, log: Path) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "cinestrain"
     return subprocess.Popen([str(exe), "serve", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=log.open("a"))
-
-
-def wait_listening(cfg) -> None:
-    ok = wait_for(lambda: run_tool("echoscu", "-aet", "ECHOSCU", "-aec", cfg.node.ae_title,
-                                   "127.0.0.1", str(cfg.node.port)).returncode == 0, 60, 0.3)
-    assert ok, "node did not start listening"
 
 
 def test_sigkill_while_receiving_loses_no_acknowledged_instance(make_config, make_study,
@@ -136,7 +118,7 @@ def test_sigkill_while_receiving_loses_no_acknowledged_instance(make_config, mak
             for uid in acked:
                 row = index.instance(uid)
                 assert row is not None, f"acknowledged {uid} missing from the index"
-                assert dcmread(row["path"]).SOPInstanceUID == uid
+                assert dcmread(row.path).SOPInstanceUID == uid
         finally:
             index.close()
         assert not list(cfg.storage.directory.rglob(f"*{PARTIAL_SUFFIX}"))

@@ -84,7 +84,7 @@ def test_power_loss_between_fsync_and_rename_is_recovered(tmp_path, instance):
     index = Index(tmp_path / "index.sqlite")
     try:
         assert reconcile(spool, index, 1.0) == 1  # the index learns it at start-up
-        assert index.instance(sop)["path"] == str(final)
+        assert index.instance(sop).path == final
     finally:
         index.close()
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import random
-import shutil
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -15,44 +10,13 @@ from pydicom import dcmread
 from cinestrain.node.scheduler import StackTracker
 from cinestrain.node.states import JobState, SeriesState, StackState
 from cinestrain.node.worker import Dispatcher
-from tests.node.conftest import TOOL_TIMEOUT_S, storescu
+from tests.node.conftest import last_received, phantom_files, push_parallel, storescu
 
-pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed")
-
-
-def phantom_files(phantom_dir: Path) -> dict[str, list[Path]]:
-    """The phantom's files by series UID."""
-    by_series: dict[str, list[Path]] = {}
-    for path in sorted((phantom_dir / "dicom").iterdir()):
-        by_series.setdefault(dcmread(path, stop_before_pixels=True).SeriesInstanceUID,
-                             []).append(path)
-    return by_series
-
-
-def push_parallel(cfg, files: list[Path], seed: int = 0) -> None:
-    """Files in random order over two parallel storescu associations."""
-    files = list(files)
-    random.Random(seed).shuffle(files)
-    halves = [files[0::2], files[1::2]]
-    procs = [
-        subprocess.Popen(
-            ["storescu", "-R", "-aet", "STORESCU", "-aec", cfg.node.ae_title, "127.0.0.1",
-             str(cfg.node.port), *map(str, half)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for half in halves
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=TOOL_TIMEOUT_S)
-        assert proc.returncode == 0, err
+pytestmark = pytest.mark.requires_tool("storescu", "pushing to the node (Debian package dcmtk)")
 
 
 def tracker_of(receiver) -> StackTracker:
     return StackTracker(receiver.cfg, receiver.index, receiver.cfg.storage.directory / "results")
-
-
-def last_received(receiver) -> float:
-    return max(r["received_at"] for r in receiver.index._all("SELECT received_at FROM instances"))
 
 
 def test_parallel_random_push_becomes_one_complete_job(receiver, phantom_dir):
@@ -68,18 +32,18 @@ def test_parallel_random_push_becomes_one_complete_job(receiver, phantom_dir):
     assert receiver.index.jobs() == []
     tracker.tick(now=last + rules.complete_grace_seconds + 0.01)  # complete + grace
     jobs = receiver.index.jobs()
-    assert len(jobs) == 1 and jobs[0]["state"] == JobState.PENDING
-    assert jobs[0]["trigger"] == "complete"
-    request = json.loads(jobs[0]["request"])
-    assert len(request["inputs"]) == 24
+    assert len(jobs) == 1 and jobs[0].state == JobState.PENDING
+    assert jobs[0].trigger == "complete"
+    request = jobs[0].request()
+    assert len(request.inputs) == 24
     assert {dcmread(p, stop_before_pixels=True).SeriesInstanceUID
-            for p in request["inputs"]} == set(series)
-    assert request["out_dir"].endswith(f"job-{jobs[0]['id']}")
+            for p in request.inputs} == set(series)
+    assert request.out_dir.name == f"job-{jobs[0].id}" and request.out_dir == jobs[0].out_dir
     [stack] = receiver.index.stacks()
-    assert stack["state"] == StackState.QUEUED and stack["shape"] == "3x8x64x64"
+    assert stack.state == StackState.QUEUED and stack.shape == "3x8x64x64"
     seg_uid = dcmread(phantom_dir / "seg" / "seg.dcm", stop_before_pixels=True).SeriesInstanceUID
     seg = receiver.index.series(seg_uid)
-    assert seg["state"] == SeriesState.SKIPPED and "not MR images" in seg["reason"]
+    assert seg.state == SeriesState.SKIPPED and "not MR images" in seg.reason
 
     tracker.tick(now=last + 3600)  # nothing new: no second job
     assert len(receiver.index.jobs()) == 1
@@ -91,26 +55,26 @@ def test_late_slice_makes_a_new_job_that_replaces_the_first(receiver, phantom_di
     assert storescu(receiver.cfg, *series[0], *series[1]).returncode == 0
     tracker.tick(now=last_received(receiver) + 1.0)
     [first] = receiver.index.jobs()
-    assert len(json.loads(first["request"])["inputs"]) == 16
-    assert receiver.index.claim_job()["id"] == first["id"]
-    receiver.index.finish_job(first["id"], [], [])
+    assert len(first.request().inputs) == 16
+    assert receiver.index.claim_job().id == first.id
+    receiver.index.finish_job(first.id, [], [])
 
     assert storescu(receiver.cfg, *series[2]).returncode == 0  # the late slice
     tracker.tick(now=last_received(receiver) + 1.0)
     jobs = receiver.index.jobs()
-    assert len(jobs) == 2 and jobs[1]["state"] == JobState.PENDING
-    request = json.loads(jobs[1]["request"])
-    assert len(request["inputs"]) == 24
+    assert len(jobs) == 2 and jobs[1].state == JobState.PENDING
+    request = jobs[1].request()
+    assert len(request.inputs) == 24
     assert len(receiver.index.stacks()) == 1  # the same stack, grown
     # result UIDs still derive from the first job's series: a PACS replaces, not adds
-    assert request["uid_series"] == json.loads(first["request"])["uid_series"]
-    assert len(request["uid_series"]) == 2
-    old_results = Path(first["out_dir"])
+    assert request.uid_series == first.request().uid_series
+    assert len(request.uid_series) == 2
+    old_results = first.out_dir
     old_results.mkdir(parents=True)
     (old_results / "sr_report.dcm").write_bytes(b"old")
     receiver.index.claim_job()
-    Dispatcher(receiver.cfg, receiver.index)._done(jobs[1]["id"], {"files": []})
-    assert receiver.index.job(first["id"])["state"] == JobState.SUPERSEDED
+    Dispatcher(receiver.cfg, receiver.index)._done(jobs[1].id, {"files": []})
+    assert receiver.index.job(first.id).state == JobState.SUPERSEDED
     assert not old_results.exists()  # the earlier results are gone from the node
 
 
@@ -123,16 +87,17 @@ def test_incomplete_series_waits_then_is_stable_or_skipped(receiver, phantom_dir
     last = last_received(receiver)
     tracker.tick(now=last + rules.complete_grace_seconds + 0.01)
     assert receiver.index.jobs() == []  # the partial slice keeps the study waiting
-    study = receiver.index._one("SELECT * FROM studies")
-    assert study["next_scan_at"] == pytest.approx(last + rules.series_stable_seconds)
+    study_uid = dcmread(series[0][0], stop_before_pixels=True).StudyInstanceUID
+    study = receiver.index.study(study_uid)
+    assert study.next_scan_at == pytest.approx(last + rules.series_stable_seconds)
 
     tracker.tick(now=last + rules.series_stable_seconds + 0.01)
     [job] = receiver.index.jobs()
-    assert job["trigger"] == "complete"  # the whole slice, by itself
+    assert job.trigger == "complete"  # the whole slice, by itself
     partial = dcmread(series[1][0], stop_before_pixels=True).SeriesInstanceUID
     row = receiver.index.series(partial)
-    assert row["state"] == SeriesState.SKIPPED and "phase" in row["reason"].lower()
-    assert receiver.index._one("SELECT * FROM studies")["next_scan_at"] is None
+    assert row.state == SeriesState.SKIPPED and "phase" in row.reason.lower()
+    assert receiver.index.study(study_uid).next_scan_at is None
 
 
 def test_study_is_not_scanned_while_instances_arrive(receiver, phantom_dir):
@@ -159,9 +124,9 @@ def test_non_cine_series_are_recorded_as_skipped_with_a_reason(receiver, make_st
     for path in (*axial, *localizer):
         uid = dcmread(path, stop_before_pixels=True).SeriesInstanceUID
         row = receiver.index.series(uid)
-        assert row["state"] == SeriesState.SKIPPED, row
-        reasons[uid] = row["reason"]
+        assert row.state == SeriesState.SKIPPED, row
+        reasons[uid] = row.reason
     assert any("not a short-axis stack" in r for r in reasons.values()), reasons
     loc = dcmread(localizer[0], stop_before_pixels=True).SeriesInstanceUID
     assert "phase" in reasons[loc].lower(), reasons[loc]
-    assert receiver.index.summary()["skipped_series"]
+    assert receiver.index.summary().skipped_series

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze absent")
+@pytest.mark.requires_tool("systemd-analyze", "verifying the unit (Debian package systemd)")
 def test_unit_verifies(tmp_path):
     # the unit names the install path; point it at this checkout's console script
     exe = Path(sys.executable).parent / "cinestrain"

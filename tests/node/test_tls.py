@@ -3,7 +3,6 @@ real associations from pynetdicom and DCMTK ``storescu +tls``."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -17,8 +16,8 @@ from cinestrain.inference.phantom.scanner import write_cine_classic
 from tests.node.conftest import TOOL_TIMEOUT_S, Receiver, storescu
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed"),
-    pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK not installed"),
+    pytest.mark.requires_tool("openssl", "making the test certificates (Debian package openssl)"),
+    pytest.mark.requires_tool("storescu", "storescu +tls (Debian package dcmtk)"),
 ]
 
 

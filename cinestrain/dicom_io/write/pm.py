@@ -17,14 +17,18 @@ The maps are **Lagrangian**: the value at pixel X of phase t belongs to the mate
 that sits at X at ED (DESIGN.md § Displacement convention), so the myocardium keeps its ED
 shape in every phase; the strain overlay captures (:mod:`dicom_io.write.sc`) show it moving.
 
-Speed: highdicom builds the first phase's instance of a quantity (about 70 ms, mostly its
-checks); the other phases are derived from that instance's encoding by replacing only
-what differs from phase to phase (pixel data, SOP Instance UID, instance number, content
-description, source references, per-frame trigger delays), with every other element
-written back as the bytes highdicom encoded (:class:`_PhaseTemplate`). That gives the
-same object highdicom would build for that phase, at a tenth of the cost of building and
-writing it; a phase whose source images differ in anything highdicom copies from them
-(patient, study, equipment, frame of reference) is built by highdicom again.
+Speed (the ``derive_phases`` switch of :mod:`cinestrain.speed`): the phases of one
+quantity differ only in pixel data, SOP Instance UID, instance number, content
+description, source references and per-frame trigger delays, while most of highdicom's
+work for each is checking and copying what does not change. So highdicom builds the
+first phase's instance; the others are derived from that instance's encoding by
+replacing only what differs (:class:`_PhaseTemplate`), every other element written back
+as the bytes highdicom encoded. That is the object highdicom would build for that phase
+(``tests/dicom_io/test_pm.py`` compares them element by element), at a fraction of the
+cost, but for what highdicom takes from the clock or draws at random for each object
+(creation dates and times, Dimension Organization UID), which are phase 1's. A phase
+whose source images differ in anything highdicom copies from them (patient, study,
+equipment, frame of reference) is built by highdicom again.
 """
 
 from __future__ import annotations
@@ -54,12 +58,11 @@ from cinestrain.dicom_io.equipment import (
     SOFTWARE_VERSIONS,
 )
 from cinestrain.dicom_io.read.cine import CineSeries
-from cinestrain.dicom_io.write.iod_lookup import memoize_iod_lookups
+from cinestrain.dicom_io.write.iod_lookup import memoized_iod_lookups
 from cinestrain.dicom_io.write.uids import ResultUIDs
+from cinestrain.speed import FAST, Speed
 
 log = logging.getLogger(__name__)
-
-memoize_iod_lookups()  # highdicom's IOD searches: most of a Parametric Map's build time
 
 #: stored value of "no value" (outside the mapped range)
 NO_VALUE = 0
@@ -462,7 +465,7 @@ def iter_parametric_maps(
     uids: ResultUIDs,
     series_number: int,
     mask: np.ndarray | None = None,
-    derive: bool = True,
+    speed: Speed = FAST,
     shared: dict[tuple[int, str], list[RawDataElement]] | None = None,
 ) -> Iterator[Dataset]:
     """The Parametric Maps of one quantity, one per phase, phase 0 first, each yielded as
@@ -485,10 +488,11 @@ def iter_parametric_maps(
         SeriesNumber of the new series.
     mask : numpy.ndarray, optional
         ``[S, H, W]`` bool ED myocardium; required for strain.
-    derive : bool
-        Derive phases 1.. from phase 0's instance (the default); False: highdicom builds
-        every phase (ten times slower; the same objects but for creation times and the
-        Dimension Organization UID, which highdicom draws at random).
+    speed : cinestrain.speed.Speed
+        Which speed layers are on (default: all). ``derive_phases``: phases 1.. are
+        derived from phase 0's instance (see the module's notes); off, highdicom builds
+        every phase. ``memo_iod_lookups``: highdicom's IOD lookups are memoized while it
+        builds (:mod:`dicom_io.write.iod_lookup`).
     shared : dict, optional
         Pass the same (initially empty) dict to the calls for each quantity of a stack:
         each phase's source references are then encoded once for all quantities.
@@ -499,7 +503,8 @@ def iter_parametric_maps(
         T instances (InstanceNumber = phase + 1), each with S frames (in the order
         highdicom gives them, by plane position; :func:`frame_slices` tells which). The
         first is a :class:`highdicom.pm.ParametricMap`; the others are derived from its
-        encoding (see the module's notes) unless their sources differ.
+        encoding (see the module's notes) unless their sources differ or
+        ``speed.derive_phases`` is off.
     """
     spec, values = _check(cine, images, values, mask, quantity)
     finite = np.isfinite(values)
@@ -523,7 +528,7 @@ def iter_parametric_maps(
             derived += 1
             yield template.derive(cine, images, t, stored, sop_uid, content, shared)
             continue
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), memoized_iod_lookups(speed.memo_iod_lookups):
             warnings.simplefilter("ignore", UserWarning)  # highdicom's notes on geometry
             pm = hd.pm.ParametricMap(
                 **source_arguments(cine, images, t),
@@ -547,7 +552,7 @@ def iter_parametric_maps(
         reference_source_frames(pm, cine, t, codes.MAP_DERIVATION, slices)
         _add_cardiac_timing(pm, cine, t, slices)
         _add_frame_anatomy(pm)
-        if template is None and derive:
+        if template is None and speed.derive_phases:
             template = _PhaseTemplate.make(pm, stored, slices, images[0][t])
         yield pm
     log.info("built %d Parametric Maps of %s (%d derived from phase 0's), series %s",

@@ -41,11 +41,13 @@ from pydicom.sr.codedict import codes as dcm_codes
 
 from cinestrain.dicom_io.read.cine import CineSeries
 from cinestrain.dicom_io.read.scan import is_valid_date
+from cinestrain.dicom_io.write.iod_lookup import memoized_iod_lookups
 from cinestrain.dicom_io.write.pm import QUANTITIES, displacement_in_patient, iter_parametric_maps
 from cinestrain.dicom_io.write.sc import build_bullseye_capture, build_strain_overlay
 from cinestrain.dicom_io.write.seg import build_cine_segmentation
 from cinestrain.dicom_io.write.sr import build_measurement_report, measured_regions
 from cinestrain.dicom_io.write.uids import ResultUIDs
+from cinestrain.speed import FAST, Speed
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +231,7 @@ def write_dicom_results(
     uid_series: Sequence[str] | None = None,
     processes: int = 1,
     on_written: Callable[[Path], None] | None = None,
+    speed: Speed = FAST,
 ) -> DicomResults:
     """Write the Parametric Maps, SR, SEG and secondary captures of one analysis.
 
@@ -257,6 +260,9 @@ def write_dicom_results(
     on_written : callable, optional
         Called (in this process) with each file's path as soon as the file is complete,
         in the order they are written (the node starts sending them at once).
+    speed : cinestrain.speed.Speed
+        Which speed layers are on (default: all); :data:`cinestrain.speed.PLAIN` lets
+        highdicom build every object itself (the same objects, see :mod:`cinestrain.speed`).
 
     Returns
     -------
@@ -273,12 +279,13 @@ def write_dicom_results(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     uids = ResultUIDs(uid_series or cine.series_instance_uids, model_version(model))
-    job = _Writing(cine, images, maps, u, report, out, uids, model, on_written)
-    if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
-        results = job.in_two_processes()
-    else:
-        results = job.measurement_report(job.maps())
-        results.merge(job.others())
+    job = _Writing(cine, images, maps, u, report, out, uids, model, on_written, speed)
+    with memoized_iod_lookups(speed.memo_iod_lookups):
+        if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
+            results = job.in_two_processes()
+        else:
+            results = job.measurement_report(job.maps())
+            results.merge(job.others())
     log.info("series %s: %d DICOM result files in %s", cine.series_instance_uid,
              len(results.paths), out)
     return results
@@ -298,6 +305,7 @@ class _Writing:
     uids: ResultUIDs
     model: Mapping[str, object]
     on_written: Callable[[Path], None] | None = None
+    speed: Speed = FAST
 
     def maps(self, after_each: Callable[[], None] | None = None) -> DicomResults:
         """Every Parametric Map (series 901-905); ``after_each`` is called after each."""
@@ -323,7 +331,7 @@ class _Writing:
                     cine, self.images, values, quantity, uids=self.uids,
                     series_number=SERIES_NUMBERS[quantity],
                     mask=maps.myocardium if spec.masked else None,
-                    shared=shared)):
+                    speed=self.speed, shared=shared)):
                 results.add("pm", pm, self.out / f"pm_{quantity}_t{t:02d}.dcm")
             del values
         return results

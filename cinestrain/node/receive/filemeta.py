@@ -1,13 +1,15 @@
 """The DICOM file header of a received instance: preamble, ``DICM`` and File Meta Information.
 
 A C-STORE carries only the dataset; the spool file puts this header in front of it
-(DICOM PS3.10 section 7.1). The elements are those pynetdicom's ``Event.file_meta`` has,
-and the bytes are the same as ``Event.encoded_dataset(include_meta=True)`` writes, but
-pynetdicom builds and validates a new ``FileMetaDataset`` for every instance (about 1 ms
-here, as much as parsing the dataset). Here the elements that are the same for every
-instance of one SOP class in one transfer syntax are encoded once; per instance only the
-Media Storage SOP Instance UID and the group length are encoded. pydicom encodes every
-element.
+(DICOM PS3.10 section 7.1). The elements are those of pynetdicom's ``Event.file_meta``
+and the bytes those ``Event.encoded_dataset(include_meta=True)`` writes
+(``tests/node/test_filemeta.py`` compares them on instances received over an
+association). pynetdicom builds and validates a new ``FileMetaDataset`` for every
+instance, which costs about as much as parsing the dataset; yet all but one of its
+elements are the same for every instance of one SOP class in one transfer syntax. So
+those are encoded once (:func:`fixed_elements`), and per instance only the Media Storage
+SOP Instance UID and the group length. This is the ``file_header`` switch of
+:mod:`cinestrain.speed`; with it off, the handler writes pynetdicom's encoding.
 """
 
 from __future__ import annotations

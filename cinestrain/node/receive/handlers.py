@@ -3,9 +3,10 @@
 What a handler needs is bound with pynetdicom's 3-tuple ``(event, handler, [args])``,
 never through globals. The C-STORE handler parses the dataset as it came off the wire
 once (raw elements, no pixel decoding; every declared length checked), writes the file
-header (:mod:`node.receive.filemeta`) and that same dataset durably to the spool, records it in
-the index and only then answers Success; every failure gets its own status and one log
-line naming the caller and the SOP Instance UID (never patient data).
+header (:mod:`node.receive.filemeta`; pynetdicom's own with ``StoreContext.speed``'s
+``file_header`` off) and that same dataset durably to the spool, records it in the index
+and only then answers Success; every failure gets its own status and one log line naming
+the caller and the SOP Instance UID (never patient data).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from cinestrain.node.errors import InvalidInstanceError, OutOfSpaceError, SpoolE
 from cinestrain.node.index import Index, InstanceRecord
 from cinestrain.node.receive.filemeta import file_header
 from cinestrain.node.receive.spool import Spool, is_safe_uid
+from cinestrain.speed import FAST, Speed
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +80,16 @@ class StoreContext:
     ----------
     scan_delay_s
         A study is looked at this many seconds after its latest instance.
+    speed
+        Its ``file_header`` switch: the file header encoded by :mod:`node.receive.filemeta`
+        (the default) or by pynetdicom (``Event.encoded_dataset(include_meta=True)``);
+        the same bytes either way.
     """
 
     spool: Spool
     index: Index
     scan_delay_s: float
+    speed: Speed = FAST
 
 
 def peer_of(event: Event) -> str:
@@ -150,17 +157,35 @@ def handle_requested(event: Event, node: NodeSection) -> None:
     assoc.kill()
 
 
-def handle_connection_open(event: Event, node: NodeSection) -> None:
-    """A caller connected: set how often its association's reader polls the socket.
+def set_dul_run_loop_delay(dul: object, seconds: float) -> bool:
+    """Set how long an association's reader sleeps when it finds nothing to do.
 
-    pynetdicom's reader (the DUL thread) sleeps a fixed delay whenever it finds nothing
-    to do; ``_run_loop_delay`` is the knob its maintainers point to for that trade-off
-    (pynetdicom issue 650). A pynetdicom without it keeps its own delay.
+    pynetdicom's reader (``DULServiceProvider``, one thread per association) polls its
+    socket and, when a poll finds no event, sleeps ``_run_loop_delay`` seconds (1 ms),
+    so a request or an answer may wait up to that long. The attribute is **private**: in
+    pynetdicom 3.0 no argument, method or ``pynetdicom._config`` setting reaches it (the
+    source marks the polling itself as a TODO, to become event based). Upstream discusses
+    it as the trade-off between idle CPU and latency in
+    https://github.com/pydicom/pynetdicom/issues/650 (whose proposed change, no sleep
+    while events are queued, the installed reader has). This function is the only place
+    cinestrain writes it; a pynetdicom whose reader lacks it keeps its own delay.
+
+    Returns
+    -------
+    bool
+        Whether it was set; False (and pynetdicom's own delay kept) when this
+        pynetdicom's reader has no such attribute.
     """
-    dul = event.assoc.dul
-    if hasattr(dul, "_run_loop_delay"):
-        dul._run_loop_delay = node.poll_interval_ms / 1000
-    else:
+    if not hasattr(dul, "_run_loop_delay"):
+        return False
+    dul._run_loop_delay = seconds  # type: ignore[attr-defined]
+    return True
+
+
+def handle_connection_open(event: Event, node: NodeSection) -> None:
+    """A caller connected: its association's reader polls the socket every
+    ``node.poll_interval_ms`` (:func:`set_dul_run_loop_delay`)."""
+    if not set_dul_run_loop_delay(event.assoc.dul, node.poll_interval_ms / 1000):
         log.warning("this pynetdicom has no DUL run-loop delay; node.poll_interval_ms ignored")
 
 
@@ -283,9 +308,13 @@ def handle_store(event: Event, ctx: StoreContext) -> int:
         log.warning("C-STORE from %s: unusable SOP Instance UID %r", peer, sop_uid)
         return StoreStatus.MISSING_UIDS
     study, series = uids["StudyInstanceUID"], uids["SeriesInstanceUID"]
-    header = file_header(uids["SOPClassUID"], sop_uid, transfer_syntax)
+    if ctx.speed.file_header:  # the dataset is written as received, after the header
+        content: bytes | tuple[bytes, bytes] = (
+            file_header(uids["SOPClassUID"], sop_uid, transfer_syntax), dataset)
+    else:
+        content = event.encoded_dataset(include_meta=True)
     try:
-        stored = ctx.spool.store((header, dataset), study, series, sop_uid)
+        stored = ctx.spool.store(content, study, series, sop_uid)
     except OutOfSpaceError as exc:
         log.error("C-STORE %s from %s refused, out of resources: %s", sop_uid, peer, exc)
         return StoreStatus.OUT_OF_RESOURCES

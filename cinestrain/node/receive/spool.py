@@ -44,7 +44,8 @@ _TEMP = re.compile(
 _MIB = 1024 * 1024
 #: what a file is written from: bytes, or parts (such as a header and a dataset) in order
 Content = bytes | Sequence[bytes | memoryview]
-#: free space is measured again after this many seconds (statvfs costs ~2 ms here) ...
+#: free space is measured again after this many seconds, not per instance (a statvfs
+#: can cost as much as the rest of storing a small instance) ...
 SPACE_RECHECK_S = 1.0
 #: ... or whenever the estimate comes within this many bytes of the floor
 SPACE_RECHECK_MARGIN = 256 * _MIB

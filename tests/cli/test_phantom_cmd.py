@@ -4,7 +4,6 @@ accept, with a SEG over the ED images, truth files and previews."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,15 +14,16 @@ from pydicom import dcmread
 from cinestrain.cli.main import main
 from cinestrain.dicom_io.read.cine import load_cine
 from cinestrain.inference.phantom import load_truth_arrays
+from tests.conftest import optional_tool
 
-DCIODVFY = shutil.which("dciodvfy")
-needs_dciodvfy = pytest.mark.skipif(
-    DCIODVFY is None, reason="dciodvfy (Debian package dicom3tools) is not installed")
+#: what the phantom's objects are checked with
+DCIODVFY_WHY = "validating the phantom's objects (Debian package dicom3tools)"
+needs_dciodvfy = pytest.mark.requires_tool("dciodvfy", DCIODVFY_WHY)
 
 
 def _dciodvfy_errors(path: Path) -> list[str]:
     """The error lines dciodvfy reports for one file."""
-    proc = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
     return [line for line in (proc.stdout + proc.stderr).splitlines()
             if line.startswith("Error")]
 
@@ -94,7 +94,7 @@ def test_small_enhanced_per_slice_with_previews(
     previews = sorted(p.name for p in (case_dir / "preview").glob("*.png"))
     assert previews == ["montage.png", "motion.png", "strain.png"]
     assert all((case_dir / "preview" / p).stat().st_size > 10_000 for p in previews)
-    if DCIODVFY is not None:
+    if optional_tool("dciodvfy", DCIODVFY_WHY):
         for path in (case_dir / "seg" / "seg.dcm", case_dir / "enhanced" / "cine.dcm"):
             assert _dciodvfy_errors(path) == [], path
 

@@ -33,12 +33,13 @@ def test_node_commands_do_not_load_torch() -> None:
     # config check have no use for PyTorch (270 MB, seconds to import); only the model
     # commands, and the worker process, load it.
     light = ("config", "serve", "status", "echo", "retry", "inspect", "view")
+    example = ROOT / "cinestrain" / "config" / "example.toml"
     code = (
         "import sys\n"
         "from cinestrain.cli.main import build_parser, main\n"
         f"for name in {light!r}:\n"
         "    build_parser(name)\n"
-        f"assert main(['config', 'check', {str(ROOT / 'config' / 'example.toml')!r}]) == 0\n"
+        f"assert main(['config', 'check', {str(example)!r}]) == 0\n"
         "print('torch' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

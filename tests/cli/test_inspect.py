@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
 
 from cinestrain.cli.main import main
 from cinestrain.dicom_io.read.cine import load_cine
 from cinestrain.inference.phantom.scanner import CineStudy, write_cine_classic, write_cine_enhanced
+from tests.conftest import require_file
 
 #: keys whose values must not depend on how a stack was packaged
 GEOMETRY_KEYS = (
@@ -125,9 +125,8 @@ def test_missing_folder_exits_2(tmp_path, capsys):
 
 def test_console_script(make_study, tmp_path):
     write_cine_enhanced(make_study(n_slices=2, n_phases=8), tmp_path / "e.dcm")
-    script = Path(sys.executable).with_name("cinestrain")
-    if not script.exists():
-        pytest.skip(f"console script not installed next to {sys.executable}")
+    script = require_file(Path(sys.executable).with_name("cinestrain"),
+                          "running the installed console script (pip install -e .)")
     result = subprocess.run(
         [str(script), "inspect", str(tmp_path), "--json"],
         capture_output=True, text=True, timeout=120, check=False,

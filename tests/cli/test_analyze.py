@@ -15,10 +15,10 @@ from cinestrain.dicom_io.read.cine import load_cine
 from cinestrain.dicom_io.read.seg import SegmentationReadError, read_myocardium_segmentation
 from cinestrain.inference.model.shipped_weights import shipped_weights_path
 from cinestrain.inference.phantom.scanner import write_cine_classic
+from tests.conftest import SUNNYBROOK
 
 WEIGHTS = shipped_weights_path("gru")
-needs_weights = pytest.mark.skipif(
-    not WEIGHTS.exists(), reason=f"shipped motion model weights missing ({WEIGHTS})")
+needs_weights = pytest.mark.requires_file(WEIGHTS, "the shipped motion model (in the repository)")
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +94,9 @@ def test_seg_is_read_by_header(study: Path) -> None:
     assert dcmread(study / "seg" / "seg.dcm", stop_before_pixels=True).Modality == "SEG"
 
 
-SUNNYBROOK = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sunnybrook"
-
-
-@pytest.mark.skipif(not (SUNNYBROOK / "SCD0000101.tar.gz").exists(),
-                    reason="../shared/data/sunnybrook is absent (a user's own clone has none)")
-@pytest.mark.skipif(not shipped_weights_path("gru").exists(), reason="no shipped weights")
+@pytest.mark.requires_file(SUNNYBROOK / "SCD0000101.tar.gz",
+                           "a real GE export (the shared Sunnybrook data)")
+@needs_weights
 def test_real_sunnybrook_study_end_to_end(tmp_path, capsys):
     """A real GE export with its quirks (leading-zero UIDs, anonymised dates '00000000',
     a frame of reference per image, ED late in the cycle) runs through analyze."""
