@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cinestrain.cli.view import add_viewer_arguments, send_and_print, settings_from
 from cinestrain.config import ConfigError, load_config
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        outcome = run_analysis(request, progress)
+        with logging_redirect_tqdm():  # log lines above the progress bars, not over them
+            outcome = run_analysis(request, progress)
     except (CineSeriesError, SegmentationReadError, CheckpointError, ValueError) as exc:
         print(f"cinestrain: {exc}", file=sys.stderr)
         return 1

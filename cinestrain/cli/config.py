@@ -1,4 +1,8 @@
-"""``cinestrain config``: validate a configuration file and show what the node will use."""
+"""``cinestrain config``: validate a configuration file and show what the node will use.
+
+``config check`` exits 2 when the file is invalid or names a missing model file, like
+every command given a bad configuration (:mod:`cli.common`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from pathlib import Path
 
 import tomli_w
 
-from cinestrain.config import ConfigError, default_config_path, load_config
-from cinestrain.inference.model.shipped_weights import missing_weights
+from cinestrain.cli.common import load_node_config
+from cinestrain.config import default_config_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,15 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config_command == "default":
         sys.stdout.write(default_config_path().read_text(encoding="utf-8"))
         return 0
-    try:
-        cfg = load_config(args.path)
-    except ConfigError as exc:
-        print(f"cinestrain: {exc}", file=sys.stderr)
-        return 1
-    problem = missing_weights(cfg.model.temporal, cfg.model.weights)
-    if problem is not None:
-        print(f"cinestrain: model: {problem}", file=sys.stderr)
-        return 1
+    cfg = load_node_config(args.path, weights=True)  # invalid: main prints it, exit 2
     effective = cfg.model_dump(mode="json")
     if args.json:
         print(json.dumps(effective, indent=2))

@@ -1,4 +1,5 @@
-"""``cinestrain echo DEST``: C-ECHO a configured destination."""
+"""``cinestrain echo DEST``: C-ECHO a configured destination (a DICOMweb one: a QIDO-RS
+query)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cinestrain.config import ConfigError, DicomDestination, load_config
+from cinestrain.config import ConfigError, DicomDestination, DicomWebDestination, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
         names = ", ".join(d.name for d in cfg.destinations) or "none configured"
         print(f"cinestrain echo: no destination {args.destination!r} ({names})", file=sys.stderr)
         return 2
+    if isinstance(dest, DicomWebDestination):
+        return _check_dicomweb(dest)
     if not isinstance(dest, DicomDestination):
         print(f"cinestrain echo: {dest.name} is a {dest.kind} destination, not DICOM",
               file=sys.stderr)
@@ -44,4 +47,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"cinestrain echo: {target} answered 0x{status:04X}", file=sys.stderr)
         return 1
     print(f"{dest.name}: C-ECHO to {target} succeeded")
+    return 0
+
+
+def _check_dicomweb(dest: DicomWebDestination) -> int:
+    """A one-study QIDO-RS query: 0 when the server answers it, 1 otherwise."""
+    from cinestrain.node.dicomweb import check_dicomweb
+    from cinestrain.node.errors import ExportError
+
+    try:
+        check_dicomweb(dest)
+    except ExportError as exc:
+        print(f"cinestrain echo: {exc}", file=sys.stderr)
+        return 1
+    print(f"{dest.name}: QIDO-RS query to {dest.url} succeeded")
     return 0

@@ -16,7 +16,7 @@ import numpy as np
 
 from cinestrain.dicom_io.geometry import classify_orientation
 from cinestrain.dicom_io.read.errors import NotAnImageError, NotDicomError
-from cinestrain.dicom_io.read.scan import scan_dicom
+from cinestrain.dicom_io.read.scan import describe_problems, scan_dicom
 from cinestrain.dicom_io.read.stacks import (
     MIN_PHASES,
     CineStack,
@@ -158,9 +158,11 @@ def _why_none(search: StackSearch) -> str:
     if reasons:
         more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
         return "; ".join(reasons[:3]) + more
+    problems = search.scan.problems
+    listed = f" ({describe_problems(problems)})" if problems else ""
     if search.scan.series:
-        return f"none of the {len(search.scan.series)} series holds MR images"
-    return f"no readable DICOM files among {search.scan.n_files} files"
+        return f"none of the {len(search.scan.series)} series holds MR images{listed}"
+    return f"no readable DICOM files among {search.scan.n_files} files{listed}"
 
 
 def _dims(entry: dict[str, Any]) -> str:

@@ -5,15 +5,22 @@ process exit status); its one-line help lives here, so that only the module of t
 command being run is imported: ``serve``, ``status`` or ``echo`` never load PyTorch
 (which the model commands need): the node's main process stays small and an admin's
 ``cinestrain status`` answers at once. Library code logs; only commands print.
+
+Exit statuses are the same for every command (:mod:`cli.common`): 0 done, 1 not done,
+2 usage or configuration error (a :class:`config.ConfigError` or
+:class:`cli.common.UsageError` a command raises is printed here), 130 after Ctrl-C, and
+a one-shot command stopped by SIGTERM prints "stopped" and exits 143 (``serve`` and
+``view`` handle SIGTERM as their requested stop: 0).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from cinestrain import __version__
 
@@ -33,11 +40,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("cinestrain.cli.serve",
               "run the DICOM node (SCP, scheduler, worker, export) in the foreground"),
     "status": ("cinestrain.cli.status",
-               "show received stacks, jobs by state, exports, failures and disk use"),
+               "show received stacks, the newest jobs with their results folders and "
+               "exports, failures and disk use"),
+    "jobs": ("cinestrain.cli.jobs",
+             "jobs show ID: one job's request, state, timings, error, files and exports"),
     "echo": ("cinestrain.cli.echo",
              "C-ECHO a configured DICOM destination (by name) to test the connection"),
+    "send": ("cinestrain.cli.send",
+             "send a done job's results to every destination configured now, or those "
+             "named"),
     "retry": ("cinestrain.cli.retry",
-              "send a job's results to every destination again; a failed job is run again"),
+              "run a failed job again; send a done job's results again to every "
+              "destination configured now"),
     "view": ("cinestrain.cli.view",
              "local OHIF viewer (Orthanc DICOMweb + nginx) on loopback; --send files to it"),
 }
@@ -76,23 +90,55 @@ def chosen_command(argv: Sequence[str]) -> str | None:
 
 
 def setup_logging(verbosity: int) -> None:
-    """Log to stderr; warnings by default, info with -v, debug with -vv."""
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    """Log to stderr as text; warnings by default, info with -v, debug with -vv (the one
+    set-up of :mod:`logs`, which ``serve`` configures again from its ``[logging]``)."""
+    from cinestrain.config.schema import LoggingSection
+    from cinestrain.logs import configure_logging
+
+    configure_logging(LoggingSection(level="WARNING"), verbosity)
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    from cinestrain.cli.common import Terminated
+
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cinestrain`` console script."""
+    """Entry point of the ``cinestrain`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(chosen_command(argv))
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser(chosen_command(argv))
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while a command's module imports
+        print("cinestrain: stopped (Ctrl-C)", file=sys.stderr)
+        return 130
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
-    setup_logging(args.verbose)
-    return int(args._run(args) or 0)
+    from cinestrain.cli.common import INTERRUPTED, TERMINATED, USAGE, Terminated, UsageError
+    from cinestrain.config import ConfigError
+
+    name = f"cinestrain {args.command}"
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate) or signal.SIG_DFL
+    except ValueError:  # not the main thread (a test calling main): leave SIGTERM alone
+        previous = None
+    try:
+        setup_logging(args.verbose)
+        return int(args._run(args) or 0)
+    except (ConfigError, UsageError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        print(f"{name}: stopped (Ctrl-C)", file=sys.stderr)
+        return INTERRUPTED
+    except Terminated:
+        print(f"{name}: stopped (SIGTERM)", file=sys.stderr)
+        return TERMINATED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

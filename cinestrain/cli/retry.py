@@ -1,4 +1,5 @@
-"""``cinestrain retry JOB``: send a job's results again (and run it again if it failed)."""
+"""``cinestrain retry JOB``: run a failed job again, or send a done job's results again to
+every destination configured now (also those added after the job ran)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Queue the job's exports (or the job); the running node picks them up."""
+    """Queue the job (failed) or its exports (done); the running node picks them up."""
+    from cinestrain.cli.send import not_done, queue_results
     from cinestrain.node.errors import UnknownJobError
     from cinestrain.node.index import Index
     from cinestrain.node.states import INDEX_FILE, JobState
 
+    prog = "cinestrain retry"
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        print(f"cinestrain retry: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     path = Path(cfg.storage.directory) / INDEX_FILE
     if not path.exists():
-        print(f"cinestrain retry: no index at {path}", file=sys.stderr)
+        print(f"{prog}: no index at {path}: the node has not run with this storage",
+              file=sys.stderr)
         return 2
     index = Index(path)
     try:
@@ -38,14 +42,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"job {args.job} queued to run again")
             return 0
         if job.state != JobState.DONE:
-            print(f"cinestrain retry: job {args.job} is {job.state}; nothing to retry",
-                  file=sys.stderr)
+            print(f"{prog}: {not_done(job)}; nothing to retry", file=sys.stderr)
             return 1
-        n = index.retry_exports(args.job)
+        return queue_results(cfg, index, job, [], prog)
     except UnknownJobError as exc:
-        print(f"cinestrain retry: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc} (cinestrain status lists the jobs)", file=sys.stderr)
         return 2
     finally:
         index.close()
-    print(f"job {args.job}: {n} export(s) queued again")
-    return 0

@@ -1,12 +1,16 @@
-"""``cinestrain serve``: run the DICOM node in the foreground until SIGTERM / Ctrl-C."""
+"""``cinestrain serve``: run the DICOM node in the foreground until SIGTERM / Ctrl-C.
+
+Exit status: 0 when stopped by SIGTERM (systemd's stop), 130 by Ctrl-C (SIGINT), 1 when
+it cannot start (the port is taken), 2 on a configuration error.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import signal
 from pathlib import Path
 
-from cinestrain.config import ConfigError, load_config
+from cinestrain.cli.common import DONE, FAILED, INTERRUPTED, UsageError, fail, load_node_config
 from cinestrain.config.schema import AllowedCaller
 
 
@@ -25,30 +29,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the configuration, start the node, serve until a signal."""
-    from cinestrain.inference.model.shipped_weights import missing_weights
     from cinestrain.node.service import Node, configure_logging
 
-    try:
-        cfg = load_config(args.config)
-        if args.allow_caller:
-            callers = list(cfg.node.allowed_callers) + [
-                AllowedCaller(ae_title=ae) for ae in args.allow_caller
-                if ae not in {c.ae_title for c in cfg.node.allowed_callers}
-            ]
-            node = cfg.node.model_copy(update={"allowed_callers": callers})
-            cfg = cfg.model_copy(update={"node": node})
-    except (ConfigError, ValueError) as exc:
-        print(f"cinestrain serve: {exc}", file=sys.stderr)
-        return 1
-    problem = missing_weights(cfg.model.temporal, cfg.model.weights)
-    if problem is not None:  # every job would fail: refuse to start instead
-        print(f"cinestrain serve: model: {problem}", file=sys.stderr)
-        return 1
+    # a missing model file would fail every job: a configuration error, refused at once
+    cfg = load_node_config(args.config, weights=True)
+    if args.allow_caller:
+        try:
+            extra = [AllowedCaller(ae_title=ae) for ae in args.allow_caller
+                     if ae not in {c.ae_title for c in cfg.node.allowed_callers}]
+        except ValueError as exc:
+            raise UsageError(f"--allow-caller: {exc}") from exc
+        node = cfg.node.model_copy(
+            update={"allowed_callers": [*cfg.node.allowed_callers, *extra]})
+        cfg = cfg.model_copy(update={"node": node})
     configure_logging(cfg.logging, args.verbose)
     node = Node(cfg)
     try:
         node.serve_forever()
     except OSError as exc:
-        print(f"cinestrain serve: cannot start: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return fail("serve", f"cannot start: {exc}", FAILED)
+    return INTERRUPTED if node.stop_signal == signal.SIGINT else DONE

@@ -83,8 +83,16 @@ def send_and_print(settings: ViewerSettings, paths: list[Path]) -> int:
     return 0
 
 
+class _Stop(BaseException):
+    """SIGTERM or SIGINT reached the foreground viewer."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _stop_on_signal(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise _Stop(signum)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,14 +113,16 @@ def run(args: argparse.Namespace) -> int:
           f'  ae_title = "{dest.ae_title}"\n  host = "{dest.host}"\n  port = {dest.port}')
     print(f"data and logs: {settings.data_dir.resolve()}; Ctrl-C stops", flush=True)
     # SIGTERM (systemd, kill) and SIGINT (also when started in the background) stop both
-    # servers through the finally below
+    # servers through the finally below: exit 0 for SIGTERM (a requested stop), 130 for
+    # Ctrl-C (the convention for SIGINT, as every command)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop_on_signal)
     try:
         status = viewer.wait()
         print(f"cinestrain: a viewer server exited ({status}); see the logs", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 0
+    except _Stop as stop:
+        print(f"cinestrain view: stopped ({signal.Signals(stop.signum).name})", file=sys.stderr)
+        return 130 if stop.signum == signal.SIGINT else 0
     finally:
         viewer.stop()

@@ -10,6 +10,7 @@ from cinestrain.config.load import ConfigError, default_config_path, load_config
 from cinestrain.config.schema import (
     AllowedCaller,
     DicomDestination,
+    DicomWebDestination,
     FolderDestination,
     ModelSettings,
     NodeConfig,
@@ -19,6 +20,7 @@ __all__ = [
     "AllowedCaller",
     "ConfigError",
     "DicomDestination",
+    "DicomWebDestination",
     "FolderDestination",
     "ModelSettings",
     "NodeConfig",

@@ -11,6 +11,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -278,7 +279,65 @@ class FolderDestination(_Section):
     path: Path
 
 
-Destination = Annotated[DicomDestination | FolderDestination, Field(discriminator="kind")]
+class DicomWebDestination(_Section):
+    """A DICOMweb server (PACS, archive) that receives every result by STOW-RS.
+
+    Secrets are never written in the TOML: HTTP basic authentication reads the password
+    from ``password_file``, bearer authentication the token from ``token_file`` (each
+    read at every export, so a rotated token needs no restart).
+    """
+
+    kind: Literal["dicomweb"]
+    name: str = Field(min_length=1, max_length=64)
+    url: str = Field(description="the DICOMweb root, e.g. https://pacs.example.org/dicom-web")
+    username: str | None = Field(None, min_length=1, description="HTTP basic authentication")
+    password_file: Path | None = Field(None, description="the basic password, in this file")
+    token_file: Path | None = Field(None, description="a bearer token, in this file")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="per HTTP request")
+    ca_certificates: Path | None = Field(
+        None, description="CA bundle that verifies an https server (None: the system's)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. "
+                             "http://10.0.0.20:8042/dicom-web")
+        if parts.query or parts.fragment:
+            raise ValueError("must be the DICOMweb root, without ?query or #fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_authentication(self) -> DicomWebDestination:
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("'username' and 'password_file' go together")
+        if self.username is not None and self.token_file is not None:
+            raise ValueError("either 'username' + 'password_file' or 'token_file', not both")
+        return self
+
+
+Destination = Annotated[
+    DicomDestination | FolderDestination | DicomWebDestination, Field(discriminator="kind")
+]
+
+
+class HttpSection(_Section):
+    """The read-only health and metrics endpoint: ``/healthz`` and ``/metrics``."""
+
+    enabled: bool = True
+    bind_address: str = "127.0.0.1"
+    port: Port = 11180
+
+    @field_validator("bind_address")
+    @classmethod
+    def _valid_bind_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise ValueError("must be an IP address (127.0.0.1, 0.0.0.0, ::1, ...)") from exc
+        return value
 
 
 class LoggingSection(_Section):
@@ -299,6 +358,7 @@ class NodeConfig(_Section):
     model: ModelSettings = Field(default_factory=ModelSettings)
     export: ExportSection = Field(default_factory=ExportSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
+    http: HttpSection = Field(default_factory=HttpSection)
     destinations: list[Destination] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -311,4 +371,10 @@ class NodeConfig(_Section):
         dupes = sorted({n for n in callers if callers.count(n) > 1})
         if dupes:
             raise ValueError(f"allowed caller AE titles listed twice: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _own_http_port(self) -> NodeConfig:
+        if self.http.enabled and self.http.port == self.node.port:
+            raise ValueError(f"http.port {self.http.port} is also node.port: give each its own")
         return self

@@ -1,4 +1,5 @@
-"""Sending results: C-STORE to DICOM destinations, copies to folders; retries, dead letter.
+"""Sending results: C-STORE to DICOM destinations, STOW-RS to DICOMweb ones
+(:mod:`node.dicomweb`), copies to folders; retries, dead letter.
 
 Each finished job has one export per configured destination, and one back to each caller
 that sent its instances when that caller has a ``return_port`` in ``node.allowed_callers``.
@@ -43,9 +44,17 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from cinestrain.config.schema import DicomDestination, ExportSection, FolderDestination, NodeConfig
+from cinestrain.config.schema import (
+    DicomDestination,
+    DicomWebDestination,
+    ExportSection,
+    FolderDestination,
+    NodeConfig,
+)
+from cinestrain.node.dicomweb import send_dicomweb
 from cinestrain.node.errors import ExportError, UnknownDestinationError
 from cinestrain.node.index import Index
+from cinestrain.node.metrics import NodeMetrics
 from cinestrain.node.receive.spool import copy_atomic
 from cinestrain.node.records import ExportRow, JobRow
 from cinestrain.node.states import ExportState, job_dir_name
@@ -71,6 +80,20 @@ def return_destinations(cfg: NodeConfig, callers: list[tuple[str, str]]) -> list
     ports = {c.ae_title: c.return_port for c in cfg.node.allowed_callers if c.return_port}
     return [f"{CALLER_PREFIX}{ae}@{host}:{ports[ae]}" for ae, host in callers
             if ae in ports and host]
+
+
+def destination_names(cfg: NodeConfig, callers: list[tuple[str, str]]) -> list[str]:
+    """Export names a job's results go to under ``cfg``: every configured destination (by
+    its name, whatever its kind), then the callers that get their results back.
+
+    Parameters
+    ----------
+    cfg
+        The configuration in force (the node's, or the one ``cinestrain send`` reads).
+    callers
+        (calling AE title, host address) of whoever sent the stack's instances.
+    """
+    return [d.name for d in cfg.destinations] + return_destinations(cfg, callers)
 
 
 def caller_destination(name: str) -> DicomDestination:
@@ -348,11 +371,16 @@ class Exporter:
         Destinations, retry rules and our AE title.
     index
         Where exports and jobs are recorded.
+    metrics
+        Where failed tries are counted, by destination.
     """
 
-    def __init__(self, cfg: NodeConfig, index: Index) -> None:
+    def __init__(self, cfg: NodeConfig, index: Index, metrics: NodeMetrics | None = None
+                 ) -> None:
         self.cfg = cfg
         self.index = index
+        #: counts failed tries by destination
+        self.metrics = metrics if metrics is not None else NodeMetrics()
         self.destinations = {d.name: d for d in cfg.destinations}
 
     def poll(self) -> None:
@@ -360,7 +388,8 @@ class Exporter:
         for row in self.index.due_exports(time.time()):
             self.attempt(row)
 
-    def destination(self, name: str) -> DicomDestination | FolderDestination | None:
+    def destination(self, name: str
+                    ) -> DicomDestination | FolderDestination | DicomWebDestination | None:
         """The destination an export name stands for (None: no longer configured)."""
         dest = self.destinations.get(name)
         if dest is None and name.startswith(CALLER_PREFIX):
@@ -389,7 +418,9 @@ class Exporter:
         """
         dest = self.destination(destination)
         if dest is None:
-            raise UnknownDestinationError(f"destination {destination!r} is not configured")
+            raise UnknownDestinationError(
+                f"destination {destination!r} is not configured (one added to the"
+                " configuration is known to the node after a restart)")
         out_dir = job.out_dir
         files = result_files(out_dir) or [p for p in job.files or () if p.is_file()]
         if isinstance(dest, FolderDestination):
@@ -402,6 +433,8 @@ class Exporter:
         if not dicom:
             log.info("job %d: no DICOM objects to send to %s", job.id, dest.name)
             return 0
+        if isinstance(dest, DicomWebDestination):
+            return send_dicomweb(dest, dicom)
         return send_dicom(dest, self.cfg, dicom)
 
     def attempt(self, row: ExportRow) -> ExportState:
@@ -413,6 +446,7 @@ class Exporter:
         try:
             sent = len(delivered) + self.deliver(name, self.index.job(job_id), delivered)
         except (ExportError, UnknownDestinationError, OSError) as exc:
+            self.metrics.export_failed(name)
             rules = self.cfg.export
             if attempts > rules.retry_max or isinstance(exc, UnknownDestinationError):
                 log.error(

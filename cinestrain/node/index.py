@@ -4,7 +4,8 @@ The spool file is the durable record of an instance (fsync'ed before the ack); t
 row is written before the ack too, with ``synchronous=NORMAL``: safe against a crash of
 the process, and after a power loss :meth:`Index.reconcile` re-adds spooled files the
 index lost. One connection is shared by the node's threads under a lock; admin commands
-(``status``, ``retry``) open their own connection, SQLite serialises the writers.
+(``retry``, ``send``) open their own connection, SQLite serialises the writers;
+``status`` and ``jobs show`` open it read-only (``read_only=True``) and write nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cinestrain.node.errors import UnknownJobError
+from cinestrain.node.errors import NodeError, UnknownJobError
 from cinestrain.node.records import (
     ExportRow,
     IndexSummary,
     InstanceRow,
     InstanceTotals,
+    JobDetail,
     JobRow,
     Record,
     SeriesRow,
@@ -115,6 +117,20 @@ CREATE TABLE IF NOT EXISTS exports (
 CREATE INDEX IF NOT EXISTS exports_state ON exports (state, next_attempt_at);
 """
 
+#: columns added to tables after their first release (:meth:`Index._add_missing_columns`)
+_ADDED_COLUMNS = {"jobs": "metrics", "instances": "calling_host", "exports": "delivered"}
+#: a job's state -> its stack's state, while the job is the stack's newest
+_STACK_STATE_OF_JOB = {
+    JobState.PENDING: StackState.QUEUED,
+    JobState.RUNNING: StackState.QUEUED,
+    JobState.DONE: StackState.DONE,
+    JobState.FAILED: StackState.FAILED,
+}
+
+
+class IndexReadOnlyError(NodeError, RuntimeError):
+    """A read-only index cannot serve the request (missing, or from an older release)."""
+
 
 @dataclass(frozen=True)
 class InstanceRecord:
@@ -146,12 +162,39 @@ class Index:
         The database file (created with its schema when missing).
     busy_timeout_s
         How long a writer waits for another process's lock, seconds.
+    read_only
+        Open an existing database for reading only (``cinestrain status``, ``jobs show``):
+        no schema is created, nothing is written.
+
+    Raises
+    ------
+    IndexReadOnlyError
+        ``read_only`` and the file is missing, or lacks columns of this release (the
+        node adds them at its next start).
     """
 
-    def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: Path, busy_timeout_s: float = 30.0, *,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
+        if read_only:
+            if not self.path.is_file():
+                raise IndexReadOnlyError(
+                    f"no index at {self.path}: the node has not run with this storage")
+            self._db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s,
+                check_same_thread=False, isolation_level=None,
+            )
+            self._db.row_factory = sqlite3.Row
+            missing = self._missing_columns()
+            if missing:
+                self._db.close()
+                raise IndexReadOnlyError(
+                    f"{self.path} is from an earlier release (no {', '.join(missing)});"
+                    " start the node once to bring it up to date")
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
         )
@@ -162,18 +205,22 @@ class Index:
         self._db.executescript(SCHEMA)
         self._add_missing_columns()
 
+    def _missing_columns(self) -> list[str]:
+        """``table.column`` of each column this release added that the database lacks."""
+        missing = []
+        with self._lock:
+            for table, name in _ADDED_COLUMNS.items():
+                have = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if name not in have:
+                    missing.append(f"{table}.{name}")
+        return missing
+
     def _add_missing_columns(self) -> None:
         """Columns added after a database was created (an index of an older version)."""
         with self._lock:
-            jobs = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
-            if "metrics" not in jobs:
-                self._db.execute("ALTER TABLE jobs ADD COLUMN metrics TEXT")
-            instances = {row["name"] for row in self._db.execute("PRAGMA table_info(instances)")}
-            if "calling_host" not in instances:
-                self._db.execute("ALTER TABLE instances ADD COLUMN calling_host TEXT")
-            exports = {row["name"] for row in self._db.execute("PRAGMA table_info(exports)")}
-            if "delivered" not in exports:
-                self._db.execute("ALTER TABLE exports ADD COLUMN delivered TEXT")
+            for column in self._missing_columns():
+                table, name = column.split(".")
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT")
 
     def close(self) -> None:
         """Close the connection."""
@@ -515,24 +562,45 @@ class Index:
                     (job_id, name, state, int(name in done), len(early), json.dumps(early),
                      now, now, now),
                 )
+            _settle_stack(db, stack_id, now)
         return older
 
     def fail_job(self, job_id: int, error: str) -> None:
-        """Mark a job failed with its error (its inputs are kept)."""
+        """Mark a job failed with its error (its inputs are kept); its stack says failed,
+        with the error's first line as the reason."""
+        now = time.time()
         with self._tx() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?",
-                (JobState.FAILED, error, time.time(), job_id),
+                (JobState.FAILED, error, now, job_id),
             )
+            row = db.execute("SELECT stack_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None:
+                _settle_stack(db, row["stack_id"], now)
 
     def requeue_job(self, job_id: int) -> None:
-        """Run a failed job again."""
-        self.job(job_id)
+        """Run a failed job again (its stack is queued again)."""
+        job = self.job(job_id)
         with self._tx() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, error = NULL WHERE id = ? AND state = ?",
                 (JobState.PENDING, job_id, JobState.FAILED),
             )
+            _settle_stack(db, job.stack_id, time.time())
+
+    def settle_stack(self, stack_id: int) -> StackState | None:
+        """Give a stack the state of its newest job (queued while it is pending or running,
+        then done or failed); a stack waiting for instances or skipped keeps its state.
+
+        Returns
+        -------
+        StackState or None
+            The stack's state now (None: no such stack).
+        """
+        with self._tx() as db:
+            _settle_stack(db, stack_id, time.time())
+        stack = self.stack(stack_id)
+        return None if stack is None else stack.state
 
     def recover(self) -> tuple[int, int]:
         """After a crash: running jobs run again, interrupted exports are retried.
@@ -550,6 +618,13 @@ class Index:
                 "UPDATE exports SET state = ?, next_attempt_at = ? WHERE state = ?",
                 (ExportState.RETRY, time.time(), ExportState.SENDING),
             ).rowcount
+            # stacks an earlier release left "queued" after their job was done or failed
+            now = time.time()
+            for (stack_id,) in db.execute(
+                "SELECT id FROM stacks WHERE state IN (?, ?, ?)",
+                (StackState.QUEUED, StackState.DONE, StackState.FAILED),
+            ).fetchall():
+                _settle_stack(db, stack_id, now)
         return jobs, exports
 
     # ------------------------------------------------------------------ exports
@@ -604,6 +679,60 @@ class Index:
                 " delivered = NULL, updated_at = ? WHERE job_id = ? AND state != ?",
                 (ExportState.PENDING, now, now, job_id, ExportState.SENDING),
             ).rowcount
+
+    def queue_exports(self, job_id: int, destinations: Iterable[str]
+                      ) -> tuple[list[str], list[str]]:
+        """Queue a job's results to each destination named (``cinestrain send``, ``retry``).
+
+        A destination the job already has an export to is queued again from the start
+        (tries and what was delivered early forgotten); one it has none to (added to the
+        configuration after the job ran) gets a new export. An export being sent right now
+        is left alone. The running node's exporter picks the queued ones up at its next
+        tick (it reads the index).
+
+        Returns
+        -------
+        tuple of list of str
+            (destinations queued, destinations left alone because they are being sent).
+
+        Raises
+        ------
+        UnknownJobError
+            No such job.
+        """
+        self.job(job_id)
+        now = time.time()
+        queued: list[str] = []
+        busy: list[str] = []
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, destination, state FROM exports WHERE job_id = ? ORDER BY id",
+                (job_id,),
+            ).fetchall()
+            existing: dict[str, list[tuple[int, str]]] = {}
+            for row in rows:
+                existing.setdefault(row["destination"], []).append((row["id"], row["state"]))
+            for name in dict.fromkeys(destinations):
+                rows_of = existing.get(name)
+                if rows_of is None:
+                    db.execute(
+                        "INSERT INTO exports (job_id, destination, state, attempts, sent,"
+                        " delivered, next_attempt_at, created_at, updated_at)"
+                        " VALUES (?, ?, ?, 0, 0, '[]', ?, ?, ?)",
+                        (job_id, name, ExportState.PENDING, now, now, now),
+                    )
+                    queued.append(name)
+                    continue
+                if any(state == ExportState.SENDING for _, state in rows_of):
+                    busy.append(name)
+                    continue
+                db.executemany(
+                    "UPDATE exports SET state = ?, attempts = 0, next_attempt_at = ?,"
+                    " delivered = NULL, last_error = NULL, updated_at = ? WHERE id = ?",
+                    [(ExportState.PENDING, now, now, export_id) for export_id, _ in rows_of],
+                )
+                queued.append(name)
+        return queued, busy
 
     # ---------------------------------------------------------------- retention
     def purgeable_jobs(self, cutoff: float) -> list[JobRow]:
@@ -661,6 +790,41 @@ class Index:
             db.execute("UPDATE jobs SET files = '[]' WHERE id = ?", (job_id,))
 
     # ------------------------------------------------------------------- status
+    def job_detail(self, job_id: int) -> JobDetail:
+        """A job with its stack and exports (``cinestrain jobs show``).
+
+        Raises
+        ------
+        UnknownJobError
+            No such job.
+        """
+        job = self.job(job_id)
+        return JobDetail(job, self.stack(job.stack_id), tuple(self.exports(job_id)))
+
+    def recent_jobs(self, limit: int | None = 20) -> list[JobDetail]:
+        """The newest jobs first, with their stacks and exports (``cinestrain status``).
+
+        Parameters
+        ----------
+        limit
+            At most this many (None: every job).
+        """
+        sql = "SELECT * FROM jobs ORDER BY id DESC"
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        jobs = self._records(JobRow, sql, params)
+        return [JobDetail(j, self.stack(j.stack_id), tuple(self.exports(j.id))) for j in jobs]
+
+    def stacks_in(self, state: StackState, limit: int = 20) -> list[StackRow]:
+        """The latest stacks in one state, newest first (skipped and failed ones, with
+        their reasons, for ``cinestrain status``)."""
+        return self._records(
+            StackRow, "SELECT * FROM stacks WHERE state = ? ORDER BY updated_at DESC, id DESC"
+            " LIMIT ?", (state, limit),
+        )
+
     def summary(self) -> IndexSummary:
         """Counts for ``cinestrain status`` (:meth:`IndexSummary.as_dict` is its report)."""
 
@@ -699,3 +863,24 @@ class Index:
                 (ExportState.DEAD,),
             )),
         )
+
+
+def _settle_stack(db: sqlite3.Connection, stack_id: int, now: float) -> None:
+    """Inside a write transaction: the stack takes the state of its newest job that is not
+    superseded (:data:`_STACK_STATE_OF_JOB`; a failed job's first error line is the
+    reason), unless it waits for new instances or was skipped."""
+    row = db.execute(
+        "SELECT state, error FROM jobs WHERE stack_id = ? AND state != ? ORDER BY id DESC"
+        " LIMIT 1", (stack_id, JobState.SUPERSEDED),
+    ).fetchone()
+    if row is None:
+        return
+    state = _STACK_STATE_OF_JOB[JobState(row["state"])]
+    lines = (row["error"] or "").strip().splitlines()
+    reason = lines[0] if state == StackState.FAILED and lines else None
+    db.execute(
+        "UPDATE stacks SET state = ?, reason = ?, updated_at = ? WHERE id = ?"
+        " AND state IN (?, ?, ?) AND (state != ? OR reason IS NOT ?)",
+        (state, reason, now, stack_id, StackState.QUEUED, StackState.DONE, StackState.FAILED,
+         state, reason),
+    )

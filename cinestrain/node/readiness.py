@@ -16,6 +16,7 @@ from cinestrain.config.schema import SchedulerSection
 from cinestrain.dicom_io.read.errors import NotAnImageError
 from cinestrain.dicom_io.read.scan import scan_dicom
 from cinestrain.dicom_io.read.stacks import CineStack, find_stacks
+from cinestrain.pipeline.guards import header_refusal
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class StackCandidate:
         Every series says how many phases it has (``CardiacNumberOfImages``) and every
         slice has them.
     problem
-        Why it cannot be analysed (not short axis, inconsistent), or None.
+        Why it cannot be analysed (inconsistent; or refused by
+        :func:`pipeline.guards.header_refusal`: a single slice, axial, coronal or sagittal
+        planes), or None.
     """
 
     series_uids: tuple[str, ...]
@@ -79,8 +82,10 @@ def _candidate(stack: CineStack) -> StackCandidate:
     problem = None
     if stack.error is not None:
         problem = stack.error.problem
-    elif stack.orientation.short_axis is False:
-        problem = f"not a short-axis stack ({stack.orientation.describe()})"
+    else:
+        # one slice, or axial/coronal/sagittal planes: refused from the headers (the rule
+        # on the LV axis the images show is the worker's, in pipeline.run)
+        problem = header_refusal(stack.n_slices, stack.orientation)
     return StackCandidate(
         series_uids=tuple(sorted(stack.series_instance_uids)),
         paths=tuple(sorted({f.path for f in frames})),

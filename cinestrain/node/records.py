@@ -13,6 +13,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Self
@@ -40,6 +41,14 @@ def _json_names(text: str | None) -> tuple[str, ...]:
 
 def _json_object(text: str | None) -> dict[str, Any] | None:
     return None if text is None else json.loads(text)
+
+
+def local_time(ts: float | None) -> str | None:
+    """Seconds since the epoch as local time in ISO 8601 with its UTC offset
+    (``2025-03-01T14:02:11+01:00``); None stays None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
 @cache
@@ -177,6 +186,82 @@ class ExportRow(Record):
     """names of the files the destination stored while the job ran (sent early)"""
     created_at: float = column()
     updated_at: float = column()
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """A job with its stack and its exports: one entry of ``cinestrain status``'s job
+    list and what ``cinestrain jobs show`` prints."""
+
+    job: JobRow
+    stack: StackRow | None
+    """None only if the stack row is gone (never, in an index the node wrote)"""
+    exports: tuple[ExportRow, ...]
+    """one per destination the job's results went or go to, oldest first"""
+
+    def as_dict(self, full: bool = False) -> dict[str, Any]:
+        """Plain JSON-ready data; times as seconds since the epoch (``*_at``) and as local
+        ISO 8601 text (``created``, ``finished``...).
+
+        Parameters
+        ----------
+        full
+            Also the request (inputs count, model settings), stage timings and memory,
+            the whole error text and the list of files (``jobs show``); without it the
+            error is its first line.
+        """
+        job, stack = self.job, self.stack
+        files = job.files
+        error_lines = (job.error or "").strip().splitlines()
+        out: dict[str, Any] = {
+            "id": job.id,
+            "state": str(job.state),
+            "trigger": job.trigger,
+            "attempts": job.attempts,
+            "stack_id": job.stack_id,
+            "stack_state": None if stack is None else str(stack.state),
+            "study_uid": None if stack is None else stack.study_uid,
+            "series_uids": [] if stack is None else list(stack.series_uids),
+            "shape": None if stack is None else stack.shape,
+            "instances": None if stack is None else stack.n_instances,
+            "created_at": job.created_at,
+            "created": local_time(job.created_at),
+            "started_at": job.started_at,
+            "started": local_time(job.started_at),
+            "finished_at": job.finished_at,
+            "finished": local_time(job.finished_at),
+            "results": str(job.out_dir),
+            "results_exist": job.out_dir.is_dir(),
+            "file_count": None if files is None else len(files),
+            "error": job.error if full else (error_lines[0] if error_lines else None),
+            "exports": [
+                {"id": e.id, "destination": e.destination, "state": str(e.state),
+                 "attempts": e.attempts, "sent": e.sent, "last_error": e.last_error,
+                 "updated_at": e.updated_at, "updated": local_time(e.updated_at)}
+                for e in self.exports
+            ],
+        }
+        if full:
+            out["request"] = self._request()
+            out["metrics"] = job.metrics
+            out["files"] = None if files is None else [str(p) for p in files]
+        return out
+
+    def _request(self) -> dict[str, Any]:
+        """What the job was asked to do (or why its stored request cannot be read)."""
+        try:
+            request = self.job.request()
+        except ValueError as exc:
+            return {"unreadable": str(exc).splitlines()[0]}
+        return {
+            "inputs": len(request.inputs),
+            "series_instance_uid": request.series_instance_uid,
+            "uid_series": None if request.uid_series is None else list(request.uid_series),
+            "model": request.model.model_dump(mode="json"),
+            "device": request.device,
+            "save_motion": request.save_motion,
+            "seg": None if request.seg is None else str(request.seg),
+        }
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from cinestrain.node.export import Exporter
 from cinestrain.node.index import Index
 from cinestrain.node.readiness import StackCandidate, assess_study, readiness
 from cinestrain.node.receive.spool import Spool
-from cinestrain.node.records import StudyRow
-from cinestrain.node.states import SeriesState, StackState
+from cinestrain.node.records import JobRow, StudyRow
+from cinestrain.node.states import JobState, SeriesState, StackState
+from cinestrain.node.systemd_notify import notify
 from cinestrain.node.worker import Dispatcher, build_request
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ class StackTracker:
             self.index.set_series(uid, study_uid, SeriesState.STACKED, stack_id=stack_id)
         latest = self.index.latest_job(stack_id)
         if latest is not None and latest.inputs_digest == candidate.digest:
+            self.index.settle_stack(stack_id)  # done / failed again, not queued
+            log.info("study %s: %s", study_uid, _already(latest))
             return True
         jobs = self.index.jobs(stack_id)
         first = jobs[0].request().uid_series if jobs else None
@@ -130,6 +133,16 @@ class StackTracker:
             job_id, "" if latest is None else f" (replaces job {latest.id}: the stack grew)",
         )
         return True
+
+
+def _already(job: JobRow) -> str:
+    """What the scheduler says when a stack's instances arrive again unchanged."""
+    if job.state == JobState.DONE:
+        return f"already analysed as job {job.id}, nothing to do (results in {job.out_dir})"
+    if job.state == JobState.FAILED:
+        return (f"already analysed as job {job.id}, which failed; nothing to do"
+                f" (cinestrain retry {job.id} runs it again)")
+    return f"already queued as job {job.id} ({job.state}), nothing to do"
 
 
 def purge_expired(cfg: NodeConfig, index: Index, spool: Spool, now: float | None = None) -> int:
@@ -187,6 +200,19 @@ class NodeScheduler:
             self._purge, "interval", seconds=cfg.scheduler.purge_interval_seconds, id="purge"
         )
         dispatcher.on_done = self.export_now
+        #: time.monotonic() of the start, and of the start and end of each stacks tick
+        self._heartbeat: float | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the scheduler is started and not stopped."""
+        return bool(self._scheduler.running)
+
+    def tick_age_s(self) -> float | None:
+        """Seconds since the scheduler started or a stacks-and-jobs tick began or ended
+        (None before :meth:`start`): grows without bound when ticks stop or one hangs."""
+        beat = self._heartbeat
+        return None if beat is None else time.monotonic() - beat
 
     def export_now(self) -> None:
         """Try due exports now (a job just finished), not at the next tick."""
@@ -196,8 +222,11 @@ class NodeScheduler:
             log.debug("exports not rescheduled: the scheduler is not running")
 
     def _stacks_and_jobs(self) -> None:
+        self._heartbeat = time.monotonic()
         self.tracker.tick()
         self.dispatcher.poll()
+        self._heartbeat = time.monotonic()
+        notify("WATCHDOG=1")  # under systemd with WatchdogSec=: the ticks go on
 
     def _exports(self) -> None:
         self.exporter.poll()
@@ -207,6 +236,7 @@ class NodeScheduler:
 
     def start(self) -> None:
         """Start ticking."""
+        self._heartbeat = time.monotonic()
         self._scheduler.start()
 
     def stop(self) -> None:

@@ -8,10 +8,8 @@ queued again.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,58 +18,23 @@ from types import FrameType
 
 from pydicom import dcmread
 
-from cinestrain.config.schema import LoggingSection, NodeConfig
+from cinestrain.config.schema import NodeConfig
+from cinestrain.logs import JsonFormatter, configure_logging
 from cinestrain.node.export import Exporter
+from cinestrain.node.health import HealthServer, node_health
 from cinestrain.node.index import Index, InstanceRecord
+from cinestrain.node.metrics import NodeMetrics
 from cinestrain.node.receive.handlers import StoreContext
 from cinestrain.node.receive.scp import start_scp
 from cinestrain.node.receive.spool import Spool
 from cinestrain.node.scheduler import NodeScheduler, StackTracker
 from cinestrain.node.states import INDEX_FILE, RESULTS_DIR, SPOOL_DIR
+from cinestrain.node.systemd_notify import notify
 from cinestrain.node.worker import Dispatcher
 
+__all__ = ["JsonFormatter", "Node", "configure_logging", "reconcile"]
+
 log = logging.getLogger(__name__)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log record: time, level, logger, message."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(section: LoggingSection, verbosity: int = 0) -> None:
-    """Root logging from the configuration (``-v`` on the command line lowers the level)."""
-    level = logging.DEBUG if verbosity >= 2 else getattr(logging, section.level)
-    handler: logging.Handler
-    if section.file is not None:
-        Path(section.file).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(section.file, encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    if section.format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
-    # pynetdicom logs every PDU at INFO; keep its chatter for debugging
-    logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
-    # APScheduler logs every tick (every few seconds) at INFO: only its warnings.
-    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
 def reconcile(spool: Spool, index: Index, scan_delay_s: float) -> int:
@@ -131,14 +94,21 @@ class Node:
         self.index = Index(root / INDEX_FILE)
         rules = cfg.scheduler
         self.scan_delay_s = min(rules.complete_grace_seconds, rules.series_stable_seconds)
-        self.dispatcher = Dispatcher(cfg, self.index)
-        self.exporter = Exporter(cfg, self.index)
+        self.metrics = NodeMetrics()
+        self.metrics.watch(self.index, root)
+        self.dispatcher = Dispatcher(cfg, self.index, self.metrics)
+        self.exporter = Exporter(cfg, self.index, self.metrics)
         self.scheduler = NodeScheduler(
             cfg, StackTracker(cfg, self.index, self.results), self.dispatcher,
             self.exporter, self.index, self.spool,
         )
         self.server = None
+        #: /healthz and /metrics (section [http]); None when disabled
+        self.http = (HealthServer(cfg.http, self.metrics, lambda: node_health(self))
+                     if cfg.http.enabled else None)
         self._stop = threading.Event()
+        #: the signal that stopped :meth:`serve_forever` (None: not stopped by one)
+        self.stop_signal: int | None = None
 
     @property
     def port(self) -> int:
@@ -146,20 +116,35 @@ class Node:
         return int(self.server.server_address[1]) if self.server else self.cfg.node.port
 
     def start(self) -> None:
-        """Recover from any crash, open the port, start the scheduler."""
-        self.spool.recover_partial()
-        reconcile(self.spool, self.index, self.scan_delay_s)
-        jobs, exports = self.index.recover()
-        if jobs or exports:
-            log.warning("recovered %d interrupted job(s) and %d export(s)", jobs, exports)
-        self.server = start_scp(
-            self.cfg.node, StoreContext(self.spool, self.index, self.scan_delay_s)
-        )
+        """Serve /healthz (503 until the rest is up), recover from any crash, open the
+        port, start the scheduler."""
+        if self.http is not None:
+            self.http.start()
+        try:
+            self.spool.recover_partial()
+            reconcile(self.spool, self.index, self.scan_delay_s)
+            jobs, exports = self.index.recover()
+            if jobs or exports:
+                log.warning("recovered %d interrupted job(s) and %d export(s)", jobs, exports)
+            self.server = start_scp(
+                self.cfg.node,
+                StoreContext(self.spool, self.index, self.scan_delay_s, metrics=self.metrics),
+            )
+        except BaseException:
+            if self.http is not None:  # the node did not start: neither does its endpoint
+                self.http.stop()
+            raise
         self.scheduler.start()
         self.dispatcher.keep_warm()
+        # under systemd (Type=notify): started once the port is open
+        notify("READY=1", f"STATUS=listening on {self.cfg.node.bind_address}:{self.port} "
+               f"as {self.cfg.node.ae_title}")
 
     def stop(self) -> None:
-        """Close the port, stop the scheduler and running jobs, close the index."""
+        """Close the ports, stop the scheduler and running jobs, close the index."""
+        notify("STOPPING=1")
+        if self.http is not None:
+            self.http.stop()
         if self.server is not None:
             self.server.shutdown()
             self.server = None
@@ -169,10 +154,11 @@ class Node:
         log.info("node stopped")
 
     def serve_forever(self) -> None:
-        """Run until SIGTERM or SIGINT."""
+        """Run until SIGTERM or SIGINT (which one: :attr:`stop_signal`)."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %d: stopping", signum)
+            log.info("%s: stopping", signal.Signals(signum).name)
+            self.stop_signal = signum
             self._stop.set()
 
         signal.signal(signal.SIGTERM, on_signal)

@@ -131,6 +131,16 @@ def app_config_js() -> str:
             f"window.config = {json.dumps(config, indent=2)};\n")
 
 
+def orthanc_dicomweb_config() -> dict[str, object]:
+    """The keys of an Orthanc configuration that load the DICOMweb plugin and serve
+    QIDO-RS, WADO-RS and STOW-RS at ``/dicom-web/`` (WADO-URI at ``/wado``)."""
+    return {
+        "Plugins": [str(DICOMWEB_PLUGIN)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True,
+                     "WadoRoot": "/wado", "Ssl": False},
+    }
+
+
 def orthanc_config(settings: ViewerSettings) -> dict[str, object]:
     """Orthanc's configuration: loopback HTTP, C-STORE from anyone, DICOMweb on."""
     data = settings.data_dir.resolve()
@@ -147,9 +157,7 @@ def orthanc_config(settings: ViewerSettings) -> dict[str, object]:
         "DicomModalities": {},
         # reprocessing a study sends objects with the same UIDs: the new one wins
         "OverwriteInstances": True,
-        "Plugins": [str(DICOMWEB_PLUGIN)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True,
-                     "WadoRoot": "/wado", "Ssl": False},
+        **orthanc_dicomweb_config(),
     }
 
 

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import threading
 import time
 import traceback
@@ -24,10 +25,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from cinestrain.config.schema import NodeConfig
-from cinestrain.node.export import EarlyExport, Exporter, is_dicom_file, return_destinations
+from cinestrain.config.schema import LoggingSection, NodeConfig
+from cinestrain.logs import active_verbosity, configure_logging
+from cinestrain.node.export import EarlyExport, Exporter, destination_names, is_dicom_file
 from cinestrain.node.index import Index
+from cinestrain.node.metrics import NodeMetrics
 from cinestrain.node.records import JobRow
+from cinestrain.node.states import JobState
 from cinestrain.pipeline.job import AnalysisRequest
 
 log = logging.getLogger(__name__)
@@ -88,15 +92,23 @@ def execute_job(request: AnalysisRequest, torch_threads: int = 0,
     return json.loads(json.dumps(result, default=str))
 
 
-def _job_process(conn: Any) -> None:
+def _job_process(conn: Any, logging_section: LoggingSection | None = None,
+                 verbosity: int = 0) -> None:
     """Entry point of a worker process: import the pipeline, wait for one job, run it.
 
     The heavy imports (torch, highdicom, matplotlib: several seconds) happen before the job
     comes, so a process started ahead takes a job at once. Receives
     ``(request, torch_threads)``; sends ``("file", path)`` for each DICOM result as soon
     as it is written, then ``("ok", result)`` or ``("error", text)``.
+
+    Logging is the main process's own set-up (:func:`logs.configure_logging` with the
+    node's ``[logging]`` section and ``-v`` count). Ctrl-C in a terminal reaches every
+    process of the node: this one ignores it (it was started with SIGINT blocked, see
+    :meth:`Dispatcher._spawn`) and is stopped by the main process instead.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(name)s: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    configure_logging(logging_section or LoggingSection(), verbosity)
     # torch's OpenMP threads spin while they wait for one another (libgomp's default): on
     # a CPU shared with other work (the receiver, the exporter, another job) a spinning
     # thread keeps its sibling from running, which can more than double a model run,
@@ -105,7 +117,7 @@ def _job_process(conn: Any) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import cinestrain.pipeline.run  # noqa: F401  (the imports the job needs, done while idle)
 
-    log.info("worker process %d ready", multiprocessing.current_process().pid)
+    log.debug("worker process %d ready", multiprocessing.current_process().pid)
     try:
         request, torch_threads = conn.recv()
     except EOFError:  # the node stopped before a job came
@@ -132,11 +144,15 @@ class Dispatcher:
         Worker settings and destinations (exports are queued when a job is done).
     index
         Where jobs are claimed and their outcome recorded.
+    metrics
+        Where each job's duration is recorded when it ends (done or failed).
     """
 
-    def __init__(self, cfg: NodeConfig, index: Index) -> None:
+    def __init__(self, cfg: NodeConfig, index: Index, metrics: NodeMetrics | None = None
+                 ) -> None:
         self.cfg = cfg
         self.index = index
+        self.metrics = metrics if metrics is not None else NodeMetrics()
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._running: dict[int, Any] = {}
@@ -153,11 +169,21 @@ class Dispatcher:
             return len(self._running)
 
     def _spawn(self) -> tuple[Any, Any]:
-        """Start a worker process; return it and our end of its pipe."""
+        """Start a worker process; return it and our end of its pipe.
+
+        The process starts with SIGINT blocked (a blocked signal stays blocked through
+        fork and exec), so that Ctrl-C while it imports does not print a traceback; it
+        then ignores SIGINT for good (:func:`_job_process`).
+        """
         ours, theirs = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=_job_process, args=(theirs,),
-                                        name="cinestrain-worker")
-        process.start()
+        process = self._context.Process(
+            target=_job_process, args=(theirs, self.cfg.logging, active_verbosity()),
+            name="cinestrain-worker")
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         theirs.close()
         return process, ours
 
@@ -195,10 +221,12 @@ class Dispatcher:
 
     def _run(self, job: JobRow) -> None:
         job_id = job.id
+        started = time.monotonic()
         try:
             request = job.request()
         except ValueError as exc:  # a stored request this release cannot read
             self._fail(job_id, f"unreadable job request: {exc}")
+            self.metrics.job_ended(JobState.FAILED, time.monotonic() - started)
             with self._lock:
                 self._running.pop(job_id, None)
             return
@@ -241,6 +269,9 @@ class Dispatcher:
                 self._fail(job_id, message[1])
             else:
                 self._done(job_id, message[1], names, early)
+            done = message is not None and message[0] == "ok"
+            self.metrics.job_ended(JobState.DONE if done else JobState.FAILED,
+                                   time.monotonic() - started)
         finally:
             # a process that sent its result exits by itself (freeing a large heap takes
             # a moment): the outcome is recorded first
@@ -259,8 +290,7 @@ class Dispatcher:
     def _destinations(self, job: JobRow) -> list[str]:
         """Export names of a job: the configured destinations and the callers that get
         their results back."""
-        return [d.name for d in self.cfg.destinations] + return_destinations(
-            self.cfg, self.index.stack_callers(job.stack_id))
+        return destination_names(self.cfg, self.index.stack_callers(job.stack_id))
 
     def _done(self, job_id: int, result: dict[str, Any], names: list[str] | None = None,
               early: EarlyExport | None = None) -> None:
@@ -282,10 +312,15 @@ class Dispatcher:
                 "results": len(dicom)}
         superseded = self.index.finish_job(job_id, result["files"], names, metrics,
                                            delivered, complete)
+        job = self.index.job(job_id)
+        stack = self.index.stack(job.stack_id)
+        sending = (f"{len(names)} export(s) queued ({len(complete)} complete already)"
+                   if names else f"no destination configured: cinestrain send {job_id}"
+                   " sends them to one added later")
         log.info(
-            "job %d done: series %s, %d file(s), %d export(s) queued (%d complete already)",
-            job_id, result.get("series_instance_uid"), len(result["files"]), len(names),
-            len(complete),
+            "study %s: analysed as job %d, results in %s (series %s, %d file(s), %s)",
+            "?" if stack is None else stack.study_uid, job_id, job.out_dir,
+            result.get("series_instance_uid"), len(result["files"]), sending,
         )
         for old in superseded:
             shutil.rmtree(old.out_dir, ignore_errors=True)

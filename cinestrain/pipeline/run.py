@@ -3,8 +3,9 @@
 Reader -> ED phase -> ED myocardium (the study's SEG, or automatic) -> motion model ->
 strain and LV function -> ``report.json``, bull's-eye PNG (and ``motion.npz``) and the
 DICOM results (:func:`dicom_io.write.results.write_dicom_results`: Parametric Maps, SR,
-SEG, secondary captures). A stack that cannot be analysed (not short axis, no LV) still
-gets a ``report.json`` whose ``warnings`` say why, with no numbers, and no DICOM. This
+SEG, secondary captures). A stack that cannot be analysed (refused by
+:mod:`pipeline.guards`: one slice, not short axis; or no LV) still gets a ``report.json``
+whose ``warnings`` say why, with no numbers, and no DICOM. This
 module only wires the rooms together: reading and writing are :mod:`dicom_io`'s, every
 decision about the heart (ED phase, myocardium, strain) is :mod:`inference.heart`'s, the
 motion is :mod:`inference.model`'s. A job is an :class:`~pipeline.job.AnalysisRequest`; the
@@ -53,6 +54,7 @@ from cinestrain.inference.heart.myocardium import (
 from cinestrain.inference.model.checkpoint import load_model
 from cinestrain.inference.model.estimate import estimate_motion, resolve_device
 from cinestrain.inference.model.shipped_weights import shipped_weights_path
+from cinestrain.pipeline.guards import axis_refusal, header_refusal, lv_axis_tilt_deg
 from cinestrain.pipeline.job import AnalysisOutcome, AnalysisRequest
 
 log = logging.getLogger(__name__)
@@ -156,15 +158,20 @@ def run_analysis(request: AnalysisRequest, progress: Progress | None = None,
         outcome.files.append(_write_json(out / "report.json", outcome.report))
         return outcome
 
-    if cine.orientation.short_axis is False:
-        return fail(f"the stack is not a short-axis view ({cine.orientation.describe()}): "
-                    "no strain computed")
+    refusal = header_refusal(cine.n_slices, cine.orientation)
+    if refusal is not None:
+        return fail(f"nothing analysable: {refusal}")
     start = time.perf_counter()
     try:
         masks = _masks(cine, seg, ed, segment)
     except MyocardiumError as exc:
         return fail(f"no LV found: {exc}")
     timings["myocardium_s"] = time.perf_counter() - start
+    refusal = axis_refusal(
+        lv_axis_tilt_deg(masks.lv_centres, cine.image_positions, cine.image_orientations,
+                         cine.pixel_spacing), cine.orientation)
+    if refusal is not None:
+        return fail(f"nothing analysable: {refusal}")
     if seg_path is not None:
         log.info("myocardium from SEG %s (%s)", seg.sop_instance_uid, seg_path)
 

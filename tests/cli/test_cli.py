@@ -29,10 +29,10 @@ def test_the_command_is_the_first_word_that_is_not_an_option() -> None:
 
 
 def test_node_commands_do_not_load_torch() -> None:
-    # The node's long-running process (serve) and an admin's status / echo / retry /
+    # The node's long-running process (serve) and an admin's status / jobs / send / echo / retry /
     # config check have no use for PyTorch (270 MB, seconds to import); only the model
     # commands, and the worker process, load it.
-    light = ("config", "serve", "status", "echo", "retry", "inspect", "view")
+    light = ("config", "serve", "status", "jobs", "send", "echo", "retry", "inspect", "view")
     example = ROOT / "cinestrain" / "config" / "example.toml"
     code = (
         "import sys\n"

@@ -108,3 +108,20 @@ def test_bullseye_capture(uids: ResultUIDs, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="slice_index"):
         build_strain_overlay(p.cine, 9, p.analysis.strain.circumferential_pct,
                              p.analysis.masks.myocardium, p.u, uids=uids, series_number=20)
+
+
+@pytest.mark.parametrize("shape", [(64, 63), (83, 70), (84, 70)])
+def test_carrying_a_map_whose_myocardium_touches_the_image_edge(shape) -> None:
+    """A myocardium at the bottom-right edge of an odd-sized image (tight fields of view):
+    the search box is clipped to the image, the map is carried without error."""
+    h, w = shape
+    mask = np.zeros(shape, bool)
+    mask[h - 6:, w - 6:] = True
+    values = np.where(mask, -12.0, 0.0)
+    u = np.zeros((2, h, w))
+    u[0], u[1] = 1.5, -2.0  # mm
+    moved, inside = carry_to_phase(values, mask, u, (1.0, 1.0))
+    assert moved.shape == shape and inside.shape == shape
+    assert inside.any()
+    assert np.all((moved[inside] >= -12.0 - 1e-9) & (moved[inside] < 0))  # blended at the rim
+    assert np.isclose(moved[inside].min(), -12.0)

@@ -3,6 +3,7 @@ studies, pushes with DCMTK, a throw-away Orthanc, waits."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -25,8 +26,9 @@ from cinestrain.node.receive.handlers import StoreContext
 from cinestrain.node.receive.scp import start_scp
 from cinestrain.node.receive.spool import Spool
 from cinestrain.node.states import INDEX_FILE, SPOOL_DIR
+from cinestrain.node.viewer import DICOMWEB_PLUGIN, orthanc_dicomweb_config
 from cinestrain.pipeline.job import AnalysisRequest
-from tests.conftest import require_tool
+from tests.conftest import require_file, require_tool
 
 #: every subprocess of a test is bounded by this many seconds
 TOOL_TIMEOUT_S = 60
@@ -62,8 +64,9 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., NodeConfig]:
-    """``make_config(**sections)``: a node on a free port, storage in ``tmp_path``,
-    callers STORESCU and ECHOSCU allowed, quick scheduler ticks."""
+    """``make_config(**sections)``: a node on a free port (its /healthz and /metrics on
+    another), storage in ``tmp_path``, callers STORESCU and ECHOSCU allowed, quick
+    scheduler ticks."""
 
     def factory(**sections: Any) -> NodeConfig:
         base = {
@@ -79,6 +82,7 @@ def make_config(tmp_path: Path) -> Callable[..., NodeConfig]:
                 "tick_seconds": 0.2,
             },
             "logging": {"level": "DEBUG"},
+            "http": {"port": free_port()},
         }
         return parse_config(merge(base, sections))
 
@@ -230,10 +234,19 @@ def phantom_files(phantom_dir: Path) -> dict[str, list[Path]]:
 class Orthanc:
     """Orthanc on loopback with a throw-away configuration (no auth, store from anyone).
     Tests that start one say ``pytest.mark.requires_tool("Orthanc", why)``; without the
-    program, starting one skips the test (fails it under CI)."""
+    program, starting one skips the test (fails it under CI).
 
-    def __init__(self, root: Path, dicom_port: int) -> None:
+    ``dicomweb=True`` loads the DICOMweb plugin (as the local viewer does), at
+    :attr:`dicomweb_url`; ``users`` (name -> password) turns HTTP basic authentication on.
+    """
+
+    def __init__(self, root: Path, dicom_port: int, dicomweb: bool = False,
+                 users: dict[str, str] | None = None) -> None:
         program = require_tool("Orthanc", "a PACS to send to (Debian package orthanc)")
+        if dicomweb:
+            require_file(DICOMWEB_PLUGIN, "Orthanc's DICOMweb plugin (Debian package "
+                         "orthanc-dicomweb)")
+        self.users = dict(users or {})
         self.dicom_port, self.http_port = dicom_port, free_port()
         config = {
             "Name": "cinestrain-test",
@@ -246,6 +259,9 @@ class Orthanc:
             "AuthenticationEnabled": False,
             "DicomModalities": {},
             "DicomAlwaysAllowStore": True,
+            **(orthanc_dicomweb_config() if dicomweb else {}),
+            **({"AuthenticationEnabled": True, "RegisteredUsers": self.users}
+               if self.users else {}),
         }
         root.mkdir(parents=True, exist_ok=True)
         (root / "orthanc.json").write_text(json.dumps(config))
@@ -263,10 +279,23 @@ class Orthanc:
         self.stop()
         raise RuntimeError("Orthanc did not start within 30 s")
 
-    def instances(self) -> list[str]:
-        url = f"http://127.0.0.1:{self.http_port}/instances"
-        with urllib.request.urlopen(url, timeout=5) as response:
+    @property
+    def dicomweb_url(self) -> str:
+        """The DICOMweb root (with ``dicomweb=True``)."""
+        return f"http://127.0.0.1:{self.http_port}/dicom-web"
+
+    def get(self, path: str) -> Any:
+        """GET ``path`` of the REST API (as the first registered user, if any): JSON."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}")
+        if self.users:
+            user, password = next(iter(self.users.items()))
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
+
+    def instances(self) -> list[str]:
+        return self.get("/instances")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -287,4 +316,29 @@ def tiny_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"
     config = MotionConfig(grid_size=32, channels=(8, 16, 16), decoder_width=16)
     save_checkpoint(path, MotionModel(config), {"note": "test"})
+    return path
+
+
+def running_job(cfg: NodeConfig, index: Index, make_study: Callable[..., Any]
+                ) -> tuple[int, list[Path]]:
+    """A claimed job whose output folder holds 3 DICOM objects and a report.json."""
+    from cinestrain.inference.phantom.scanner import write_cine_classic
+
+    stack_id = index.upsert_stack("1.2.3", ["1.2.3.4"], "1x8x32x32", 8, "queued")
+    job_id = index.create_job(stack_id, "digest", results_request(cfg), "complete")
+    out_dir = index.job(job_id).out_dir
+    files = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
+    (out_dir / "report.json").write_text("{}")
+    index.claim_job()
+    return job_id, files
+
+
+def write_config(cfg: NodeConfig, tmp_path: Path) -> Path:
+    """``cfg`` written as ``tmp_path/node.toml`` (what ``--config`` reads)."""
+    import tomli_w
+
+    from cinestrain.cli.config import _without_none
+
+    path = tmp_path / "node.toml"
+    path.write_text(tomli_w.dumps(_without_none(cfg.model_dump(mode="json"))))
     return path

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -15,20 +14,7 @@ from cinestrain.cli.main import main
 from cinestrain.node.export import Exporter, backoff_seconds
 from cinestrain.node.index import Index
 from cinestrain.node.states import INDEX_FILE, ExportState
-from tests.node.conftest import Orthanc, free_port, results_request
-
-
-def running_job(cfg, index: Index, make_study) -> tuple[int, list[Path]]:
-    """A claimed job whose output folder holds 3 DICOM objects and a report.json."""
-    from cinestrain.inference.phantom.scanner import write_cine_classic
-
-    stack_id = index.upsert_stack("1.2.3", ["1.2.3.4"], "1x8x32x32", 8, "queued")
-    job_id = index.create_job(stack_id, "digest", results_request(cfg), "complete")
-    out_dir = index.job(job_id).out_dir
-    files = write_cine_classic(make_study(n_slices=1, n_phases=3), out_dir)
-    (out_dir / "report.json").write_text("{}")
-    index.claim_job()
-    return job_id, files
+from tests.node.conftest import Orthanc, free_port, results_request, running_job, write_config
 
 
 @pytest.fixture
@@ -79,16 +65,6 @@ def test_destination_down_is_retried_then_delivered(finished_job, tmp_path):
         assert main(["echo", "pacs", "--config", str(write_config(cfg, tmp_path))]) == 0
     finally:
         orthanc.stop()
-
-
-def write_config(cfg, tmp_path: Path) -> Path:
-    import tomli_w
-
-    from cinestrain.cli.config import _without_none
-
-    path = tmp_path / "node.toml"
-    path.write_text(tomli_w.dumps(_without_none(cfg.model_dump(mode="json"))))
-    return path
 
 
 def test_dead_letter_then_cinestrain_retry(finished_job, tmp_path, capsys):

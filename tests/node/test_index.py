@@ -450,7 +450,7 @@ def test_summary_counts_and_problems(index, request_, tmp_path):
     assert summary.instances == InstanceTotals(
         instances=3, bytes=151, studies=2, series=3, last_received=20.0)
     assert summary.series == {"received": 2, "skipped": 1}
-    assert summary.stacks == {"queued": 2}
+    assert summary.stacks == {"done": 1, "failed": 1}  # each stack says how its job went
     assert summary.jobs == {"done": 1, "failed": 1}
     assert summary.exports == {"dead": 1, "pending": 1}
     [skipped] = summary.skipped_series
@@ -510,7 +510,7 @@ def test_the_stored_format_is_unchanged(tmp_path, request_):
     assert AnalysisRequest.from_json(raw_job["request"]).out_dir == job.out_dir
     assert json.loads(raw_job["files"]) == ["a.dcm"]
     assert json.loads(raw_job["metrics"]) == {"cpu_s": 1.0}
-    assert json.loads(raw_stack["series_uids"]) == [SERIES] and raw_stack["state"] == "queued"
+    assert json.loads(raw_stack["series_uids"]) == [SERIES] and raw_stack["state"] == "done"
     assert json.loads(raw_export["delivered"]) == ["a.dcm"] and raw_export["state"] == "pending"
     reopened = Index(path)
     try:
@@ -559,3 +559,132 @@ def test_an_index_of_an_older_version_opens(tmp_path, request_):
         assert index.summary().dead_exports == (export,)
     finally:
         index.close()
+
+
+# -------------------------------------------------------------- stacks follow jobs
+def test_a_stack_says_how_its_newest_job_went(index, request_):
+    job = queued_job(index, request_)
+    assert index.stack(job.stack_id).state == StackState.QUEUED
+    index.claim_job()
+    assert index.stack(job.stack_id).state == StackState.QUEUED  # running
+    index.fail_job(job.id, "ValueError: no LV found\ntraceback")
+    stack = index.stack(job.stack_id)
+    assert (stack.state, stack.reason) == (StackState.FAILED, "ValueError: no LV found")
+    index.requeue_job(job.id)
+    assert (index.stack(job.stack_id).state, index.stack(job.stack_id).reason) == (
+        StackState.QUEUED, None)
+    index.claim_job()
+    index.finish_job(job.id, ["report.json"], [])
+    assert index.stack(job.stack_id).state == StackState.DONE
+
+
+def test_a_stack_with_a_newer_job_stays_queued_when_the_older_one_finishes(index, request_):
+    first = queued_job(index, request_)
+    index.claim_job()  # running: a late slice makes a newer job meanwhile
+    newer = index.create_job(first.stack_id, "d2", request_, "complete")
+    index.finish_job(first.id, [], [])
+    assert index.stack(first.stack_id).state == StackState.QUEUED
+    index.claim_job()
+    index.finish_job(newer, [], [])
+    assert index.stack(first.stack_id).state == StackState.DONE
+
+
+def test_a_waiting_or_skipped_stack_keeps_its_state(index, request_):
+    job = done_job(index, request_)
+    index.upsert_stack(STUDY, [SERIES], "2x8x32x32", 16, StackState.WAITING)  # it grows
+    assert index.settle_stack(job.stack_id) == StackState.WAITING
+    index.upsert_stack(STUDY, [SERIES], "2x8x32x32", 16, StackState.SKIPPED, "why")
+    assert index.settle_stack(job.stack_id) == StackState.SKIPPED
+    index.upsert_stack(STUDY, [SERIES], "2x8x32x32", 16, StackState.QUEUED)  # same inputs
+    assert index.settle_stack(job.stack_id) == StackState.DONE
+
+
+def test_start_up_settles_stacks_an_earlier_release_left_queued(tmp_path, request_):
+    path = tmp_path / "index.sqlite"
+    index = Index(path)
+    job = done_job(index, request_)
+    with index._tx() as db:  # as an earlier release left it
+        db.execute("UPDATE stacks SET state = 'queued'")
+    index.recover()
+    assert index.stack(job.stack_id).state == StackState.DONE
+    index.close()
+
+
+# ---------------------------------------------------------- queueing exports again
+def test_queue_exports_adds_destinations_added_later(index, request_):
+    job = done_job(index, request_, ["pacs"], series="s1")
+    [pacs] = index.exports(job.id)
+    index.update_export(pacs.id, ExportState.DEAD, attempts=9, error="refused")
+    queued, busy = index.queue_exports(job.id, ["pacs", "orthanc", "pacs"])
+    assert (queued, busy) == (["pacs", "orthanc"], [])
+    rows = {e.destination: e for e in index.exports(job.id)}
+    assert set(rows) == {"pacs", "orthanc"}  # one row per destination, no duplicate
+    assert rows["pacs"].id == pacs.id
+    for row in rows.values():
+        assert (row.state, row.attempts, row.last_error, row.delivered) == (
+            ExportState.PENDING, 0, None, ())
+        assert row.next_attempt_at <= time.time()
+    assert {e.destination for e in index.due_exports(time.time())} == {"pacs", "orthanc"}
+
+    index.update_export(rows["orthanc"].id, ExportState.SENDING, attempts=1)
+    assert index.queue_exports(job.id, ["orthanc", "pacs"]) == (["pacs"], ["orthanc"])
+    assert index.exports(job.id)[1].state == ExportState.SENDING  # left alone
+    other = done_job(index, request_, ["pacs"], series="s2")
+    assert [e.destination for e in index.exports(other.id)] == ["pacs"]  # not touched
+    with pytest.raises(UnknownJobError):
+        index.queue_exports(999, ["pacs"])
+
+
+# -------------------------------------------------------------------- read-only
+def test_a_read_only_index_reads_and_writes_nothing(tmp_path, request_):
+    path = tmp_path / "index.sqlite"
+    writer = Index(path)
+    job = done_job(writer, request_, ["pacs"])
+    writer.close()
+    before = path.read_bytes()
+    reader = Index(path, read_only=True)
+    try:
+        assert reader.job(job.id) == job
+        assert reader.summary().jobs == {"done": 1}
+        [detail] = reader.recent_jobs()
+        assert detail.job == job and [e.destination for e in detail.exports] == ["pacs"]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.fail_job(job.id, "no")
+    finally:
+        reader.close()
+    assert path.read_bytes() == before
+
+
+def test_a_read_only_index_needs_the_file_and_this_release_s_columns(tmp_path):
+    from cinestrain.node.index import IndexReadOnlyError
+
+    with pytest.raises(IndexReadOnlyError, match="no index at"):
+        Index(tmp_path / "none.sqlite", read_only=True)
+    assert not (tmp_path / "none.sqlite").exists()
+    old = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(old)) as db:  # a release before exports.delivered
+        db.execute("CREATE TABLE exports (id INTEGER PRIMARY KEY, job_id INTEGER)")
+    with pytest.raises(IndexReadOnlyError, match="exports.delivered"):
+        Index(old, read_only=True)
+
+
+def test_job_detail_as_dict(index, request_, tmp_path):
+    job = done_job(index, request_, ["pacs"])
+    job.out_dir.mkdir(parents=True)
+    index.update_export(index.exports(job.id)[0].id, ExportState.DONE, attempts=1, sent=3)
+    short = index.job_detail(job.id).as_dict()
+    assert (short["id"], short["state"], short["stack_state"]) == (job.id, "done", "done")
+    assert (short["study_uid"], short["series_uids"]) == (STUDY, [SERIES])
+    assert short["results"] == str(job.out_dir) and short["results_exist"]
+    assert short["file_count"] == 1 and "request" not in short
+    assert short["finished"].startswith(time.strftime("%Y-")) and "T" in short["finished"]
+    assert short["finished"][-6] in "+-"  # local time with its UTC offset
+    [export] = short["exports"]
+    assert {k: export[k] for k in ("destination", "state", "attempts", "sent")} == {
+        "destination": "pacs", "state": "done", "attempts": 1, "sent": 3}
+    full = json.loads(json.dumps(index.job_detail(job.id).as_dict(full=True)))
+    assert full["request"]["inputs"] == len(request_.inputs)
+    assert full["request"]["model"]["temporal"] == request_.model.temporal
+    assert full["files"] == [str(job.out_dir / "report.json")]
+    with pytest.raises(UnknownJobError):
+        index.job_detail(999)

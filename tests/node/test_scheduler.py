@@ -176,13 +176,13 @@ def test_an_incomplete_stack_waits_for_the_quiet_period(node, make_study, tmp_pa
 
 
 def test_a_partial_series_holds_the_study_then_is_skipped(node, make_study, tmp_path):
-    """One whole slice and three phases of another (an interrupted push): while the study
+    """Two whole slices and three phases of another (an interrupted push): while the study
     is not stable the partial series may still grow into the stack, so nothing is queued;
-    once stable it is skipped and the whole slice is a job by itself."""
-    paths = write_cine_classic(make_study(n_slices=2, n_phases=8), tmp_path / "in",
+    once stable it is skipped and the whole slices are a job by themselves."""
+    paths = write_cine_classic(make_study(n_slices=3, n_phases=8), tmp_path / "in",
                                per_slice_series=True)
-    whole, partial = series_of(paths[:8]), series_of(paths[8:])
-    node.receive(paths[:8] + paths[8:11], T0)
+    whole, partial = series_of(paths[:16]), series_of(paths[16:])
+    node.receive(paths[:16] + paths[16:19], T0)
     node.tracker.tick(now=T0 + GRACE)
     assert node.index.jobs() == []
     [stack] = node.index.stacks()
@@ -192,7 +192,7 @@ def test_a_partial_series_holds_the_study_then_is_skipped(node, make_study, tmp_
 
     node.tracker.tick(now=T0 + STABLE)
     [job] = node.index.jobs()
-    assert job.trigger == "complete" and len(job.request().inputs) == 8
+    assert job.trigger == "complete" and len(job.request().inputs) == 16
     row = node.index.series(partial[0])
     assert row.state == SeriesState.SKIPPED and "3 phase(s) per slice" in row.reason
     assert node.index.series(whole[0]).state == SeriesState.STACKED
@@ -319,3 +319,36 @@ def test_a_study_that_cannot_be_assessed_does_not_stop_the_others(node, make_stu
     bad_study = node.index.study(str(dcmread(bad[1], stop_before_pixels=True).StudyInstanceUID))
     assert bad_study.next_scan_at == T0 + GRACE + STABLE
     assert node.index.stacks(bad_study.study_uid) == []
+
+
+def test_the_same_instances_again_say_already_analysed_and_the_stack_stays_done(
+        node, make_study, tmp_path, caplog):
+    """An admin pushes a study again: no second job, one INFO line that names the job."""
+    paths = write_cine_classic(make_study(n_slices=2, n_phases=8), tmp_path / "in")
+    study = study_of(paths)
+    node.receive(paths, T0)
+    node.tracker.tick(now=T0 + GRACE)
+    job = node.index.claim_job()
+    node.index.finish_job(job.id, [], [])
+    assert node.index.stack(job.stack_id).state == StackState.DONE
+
+    caplog.clear()
+    with caplog.at_level("INFO", logger="cinestrain.node.scheduler"):
+        node.receive(paths, T0 + 100)
+        node.tracker.tick(now=T0 + 100 + GRACE)
+    lines = [r.getMessage() for r in caplog.records if r.name == "cinestrain.node.scheduler"]
+    assert lines == [f"study {study}: already analysed as job {job.id}, nothing to do "
+                     f"(results in {job.out_dir})"]
+    assert [j.id for j in node.index.jobs()] == [job.id]
+    assert node.index.stack(job.stack_id).state == StackState.DONE
+    node.tracker.tick(now=T0 + 3600)  # decided: nothing more is said
+    assert len([r for r in caplog.records if r.name == "cinestrain.node.scheduler"]) == 1
+
+    node.index.claim_job()  # (none pending)
+    node.index.fail_job(job.id, "boom")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="cinestrain.node.scheduler"):
+        node.receive(paths, T0 + 200)
+        node.tracker.tick(now=T0 + 200 + GRACE)
+    assert f"cinestrain retry {job.id}" in caplog.text
+    assert node.index.stack(job.stack_id).state == StackState.FAILED

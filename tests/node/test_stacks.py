@@ -82,8 +82,8 @@ def test_incomplete_series_waits_then_is_stable_or_skipped(receiver, phantom_dir
     series = list(phantom_files(phantom_dir).values())
     tracker = tracker_of(receiver)
     rules = receiver.cfg.scheduler
-    # one whole slice, and three phases of another (an interrupted push)
-    assert storescu(receiver.cfg, *series[0], *series[1][:3]).returncode == 0
+    # two whole slices, and three phases of another (an interrupted push)
+    assert storescu(receiver.cfg, *series[0], *series[2], *series[1][:3]).returncode == 0
     last = last_received(receiver)
     tracker.tick(now=last + rules.complete_grace_seconds + 0.01)
     assert receiver.index.jobs() == []  # the partial slice keeps the study waiting
@@ -93,7 +93,8 @@ def test_incomplete_series_waits_then_is_stable_or_skipped(receiver, phantom_dir
 
     tracker.tick(now=last + rules.series_stable_seconds + 0.01)
     [job] = receiver.index.jobs()
-    assert job.trigger == "complete"  # the whole slice, by itself
+    assert job.trigger == "complete"  # the whole slices, by themselves
+    assert len(job.request().inputs) == len(series[0]) + len(series[2])
     partial = dcmread(series[1][0], stop_before_pixels=True).SeriesInstanceUID
     row = receiver.index.series(partial)
     assert row.state == SeriesState.SKIPPED and "phase" in row.reason.lower()

@@ -254,7 +254,7 @@ def load_stack(stack: CineStack) -> CineSeries:
         rr_interval_ms=float(np.median(intervals)) if intervals else None,
         notes=stack.notes,
     )
-    logger.info(
+    logger.debug(
         "loaded cine %s of study %s from series %s",
         "x".join(str(v) for v in cine.shape), cine.study_instance_uid,
         ", ".join(cine.series_instance_uids),

@@ -319,10 +319,28 @@ def scan_dicom(paths_or_dir: str | Path | Sequence[str | Path]) -> ScanResult:
             )
             logger.info("%s", error)
             problems.append(ScanProblem.from_error(error))
-    logger.info(
-        "scanned %d files: %d series, %d problems", len(files), len(ordered), len(problems)
-    )
+    if problems:
+        logger.info("scanned %d files: %d series; %s", len(files), len(ordered),
+                    describe_problems(problems))
+    else:
+        logger.debug("scanned %d files: %d series", len(files), len(ordered))
     return ScanResult(ordered, problems, len(files))
+
+
+def describe_problems(problems: Sequence[ScanProblem], examples: int = 3) -> str:
+    """The problems of a scan in one line: each kind with its count, its first message
+    and up to ``examples`` file names, e.g. ``4 x NotDicomError: not a DICOM file (no
+    'DICM' prefix) (a.dcm, b.dcm, c.dcm, ...)``."""
+    by_kind: dict[str, list[ScanProblem]] = {}
+    for problem in problems:
+        by_kind.setdefault(problem.kind, []).append(problem)
+    parts = []
+    for kind, items in by_kind.items():
+        names = [p.path.name for p in items[:examples] if p.path is not None]
+        more = ", ..." if len(items) > examples else ""
+        where = f" ({', '.join(names)}{more})" if names else ""
+        parts.append(f"{len(items)} x {kind}: {items[0].message}{where}")
+    return "; ".join(parts)
 
 
 @contextmanager

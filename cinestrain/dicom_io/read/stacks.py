@@ -42,7 +42,12 @@ from cinestrain.dicom_io.read.errors import (
     TooFewPhasesError,
     UnequalPhaseCountError,
 )
-from cinestrain.dicom_io.read.scan import FrameHeader, ScanResult, SeriesHeader
+from cinestrain.dicom_io.read.scan import (
+    FrameHeader,
+    ScanResult,
+    SeriesHeader,
+    describe_problems,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -251,9 +256,11 @@ class StackSearch:
         ]
         if failures:
             raise failures[0]
+        problems = (f"; {describe_problems(self.scan.problems)}" if self.scan.problems
+                    else "")
         raise NoCineStackError(
             f"no MR image series among {self.scan.n_files} files "
-            f"({len(self.scan.series)} series, {len(self.scan.problems)} problems)"
+            f"({len(self.scan.series)} series{problems})"
         )
 
 
@@ -298,8 +305,9 @@ def find_stacks(scan: ScanResult, *, min_phases: int = MIN_PHASES) -> StackSearc
             -s.series[-1].order_key[0],
         )
     )
-    for stack in stacks:
-        logger.info(
+    for stack in stacks:  # a stack that cannot be analysed says why at INFO
+        logger.log(
+            logging.INFO if stack.error else logging.DEBUG,
             "stack %d x %d x %d x %d from series %s (%s)%s",
             stack.n_slices, stack.n_phases, stack.rows, stack.columns,
             ", ".join(stack.series_instance_uids), stack.orientation.describe(),

@@ -555,7 +555,7 @@ def iter_parametric_maps(
         if template is None and speed.derive_phases:
             template = _PhaseTemplate.make(pm, stored, slices, images[0][t])
         yield pm
-    log.info("built %d Parametric Maps of %s (%d derived from phase 0's), series %s",
+    log.debug("built %d Parametric Maps of %s (%d derived from phase 0's), series %s",
              cine.n_phases, quantity, derived, series_uid)
 
 

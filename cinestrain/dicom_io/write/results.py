@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -132,35 +134,40 @@ class DicomResults:
 COPIED_DATES = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
 
 
-class _RepeatedUIWarnings(logging.Filter):
-    """Counts, and keeps out of the log, pydicom's warning for each non-conformant UID."""
+class _RepeatedValueWarnings(logging.Filter):
+    """Counts by kind (the quoted value left out: it may be a name), and keeps out of the
+    log, pydicom's warnings about non-conformant values."""
+
+    _VALUE = re.compile(r"[:=]?\s*'[^']*'|\.?\s*Please see.*$")
 
     def __init__(self) -> None:
         super().__init__()
-        self.count = 0
+        self.kinds: Counter[str] = Counter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("Invalid value for VR UI"):
-            self.count += 1
-            return False
-        return True
+        if record.levelno >= logging.ERROR:
+            return True
+        self.kinds[self._VALUE.sub("", record.getMessage()).strip().rstrip(".")] += 1
+        return False
 
 
 @contextmanager
 def one_warning_for_source_uids(series_uid: str) -> Iterator[None]:
-    """Real exports carry UIDs pydicom warns about (a component with a leading zero);
-    results reference them hundreds of times. Log that once per series, not per copy."""
+    """Real exports carry values pydicom warns about (a UID component with a leading
+    zero); results copy and reference them hundreds of times. Log that once per series,
+    with the count of each kind, not once per copy. (pydicom's copy of each warning
+    through :mod:`warnings` is ignored where logging is set up: :mod:`logs`.)"""
     pydicom_log = logging.getLogger("pydicom")
-    quiet = _RepeatedUIWarnings()
+    quiet = _RepeatedValueWarnings()
     pydicom_log.addFilter(quiet)
     try:
         yield
     finally:
         pydicom_log.removeFilter(quiet)
-        if quiet.count:
-            log.warning("series %s: the source has non-conformant UIDs (e.g. a component "
-                        "with a leading zero); results reference them as they are (%d times)",
-                        series_uid, quiet.count)
+        if quiet.kinds:
+            log.warning("series %s: the source has non-conformant values (%s); results "
+                        "reference them as they are", series_uid,
+                        ", ".join(f"{kind} x{n}" for kind, n in quiet.kinds.most_common()))
 
 
 def read_source_headers(cine: CineSeries) -> list[list[Dataset]]:

@@ -99,8 +99,9 @@ def carry_to_phase(values: np.ndarray, mask: np.ndarray, u: np.ndarray,
         return moved, inside
     # only where the myocardium can be in this phase: its box grown by the largest shift
     pad = int(np.ceil(np.abs(shift).max())) + 2
-    crop = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
-            slice(max(cols.min() - pad, 0), cols.max() + pad + 1))
+    h, w = values.shape
+    crop = (slice(max(rows.min() - pad, 0), min(rows.max() + pad + 1, h)),
+            slice(max(cols.min() - pad, 0), min(cols.max() + pad + 1, w)))
     grid = np.mgrid[crop].astype(float)
     ed = grid.copy()
     for _ in range(iterations):
@@ -385,7 +386,7 @@ def build_strain_overlay(
         _source_item(f.sop_class_uid, f.sop_instance_uid, f.frame_number)
         for f in cine.sources[s]])
     ds.DerivationDescription = "circumferential strain of cinestrain over the source cine"
-    log.info("built strain overlay SC %s of slice %d (%d frames)", ds.SOPInstanceUID, s,
+    log.debug("built strain overlay SC %s of slice %d (%d frames)", ds.SOPInstanceUID, s,
              t_count)
     return ds
 
@@ -507,6 +508,6 @@ def build_bullseye_capture(
     sc.SourceImageSequence = DicomSequence([
         _source_item(row[phase].sop_class_uid, row[phase].sop_instance_uid,
                      row[phase].frame_number) for row in cine.sources])
-    log.info("built bull's-eye SC %s", sc.SOPInstanceUID)
+    log.debug("built bull's-eye SC %s", sc.SOPInstanceUID)
     return sc
 

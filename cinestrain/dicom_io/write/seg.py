@@ -246,7 +246,7 @@ def _segmentation(
         content_description="ED myocardium and cavities",
         series_description=series_description,
     )
-    log.info("built SEG %s: %d frames, segments %s", seg.SOPInstanceUID,
+    log.debug("built SEG %s: %d frames, segments %s", seg.SOPInstanceUID,
              len(seg.PerFrameFunctionalGroupsSequence), names)
     return seg
 

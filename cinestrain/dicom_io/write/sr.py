@@ -377,5 +377,5 @@ def build_measurement_report(
     sr.SoftwareVersions = SOFTWARE_VERSIONS
     sr.DeviceSerialNumber = DEVICE_SERIAL_NUMBER
     sr.CodingSchemeIdentificationSequence = [codes.coding_scheme_identification()]
-    log.info("built SR %s: %d measurement groups", sr.SOPInstanceUID, len(groups))
+    log.debug("built SR %s: %d measurement groups", sr.SOPInstanceUID, len(groups))
     return sr

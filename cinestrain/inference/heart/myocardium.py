@@ -729,7 +729,7 @@ def segment_myocardium(
                         "the apex?); left out")
     ring_flags, lv_centres, ips = _landmarks(out["myo"], out["lv"], out["rv"], spacing,
                                              warnings)
-    log.info("automatic myocardium on %d of %d slices", int(ring_flags.sum()), n_s)
+    log.debug("automatic myocardium on %d of %d slices", int(ring_flags.sum()), n_s)
     keep = ring_flags[:, None, None]
     return MyocardiumMasks(out["myo"] & keep, out["lv"] & keep, out["rv"] & keep, lv_centres,
                            ips, ring_flags, "automatic", tuple(warnings))

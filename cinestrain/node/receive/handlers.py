@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from io import BytesIO
 
@@ -32,6 +32,7 @@ from pynetdicom.events import Event
 from cinestrain.config.schema import NodeSection
 from cinestrain.node.errors import InvalidInstanceError, OutOfSpaceError, SpoolError
 from cinestrain.node.index import Index, InstanceRecord
+from cinestrain.node.metrics import REJECTED_BY_PYNETDICOM, NodeMetrics
 from cinestrain.node.receive.filemeta import file_header
 from cinestrain.node.receive.spool import Spool, is_safe_uid
 from cinestrain.speed import FAST, Speed
@@ -84,12 +85,15 @@ class StoreContext:
         Its ``file_header`` switch: the file header encoded by :mod:`node.receive.filemeta`
         (the default) or by pynetdicom (``Event.encoded_dataset(include_meta=True)``);
         the same bytes either way.
+    metrics
+        Where instances received and associations are counted.
     """
 
     spool: Spool
     index: Index
     scan_delay_s: float
     speed: Speed = FAST
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
 
 
 def peer_of(event: Event) -> str:
@@ -135,12 +139,13 @@ def association_refusal(
     return None
 
 
-def handle_requested(event: Event, node: NodeSection) -> None:
+def handle_requested(event: Event, node: NodeSection, metrics: NodeMetrics | None = None
+                     ) -> None:
     """A-ASSOCIATE-RQ received: reject callers the configuration does not allow.
 
     Sends A-ASSOCIATE-RJ (rejected-permanent, service user) with reason "calling AE title
     not recognised" (unknown caller, or a known one from a host it is not bound to) or
-    "called AE title not recognised".
+    "called AE title not recognised"; ``metrics`` counts it under that reason.
     """
     assoc = event.assoc
     rq = assoc.requestor.primitive
@@ -153,8 +158,16 @@ def handle_requested(event: Event, node: NodeSection) -> None:
     log.warning(
         "rejecting association from %s@%s (called %s): %s", calling, host, called, why
     )
+    if metrics is not None:
+        metrics.association_rejected(reason.name.lower())
     assoc.acse.send_reject(0x01, 0x01, int(reason))
     assoc.kill()
+
+
+def handle_rejected(event: Event, metrics: NodeMetrics) -> None:
+    """pynetdicom rejected an association itself (association limit reached, unsupported
+    protocol version or application context): count it."""
+    metrics.association_rejected(REJECTED_BY_PYNETDICOM)
 
 
 def set_dul_run_loop_delay(dul: object, seconds: float) -> bool:
@@ -189,9 +202,11 @@ def handle_connection_open(event: Event, node: NodeSection) -> None:
         log.warning("this pynetdicom has no DUL run-loop delay; node.poll_interval_ms ignored")
 
 
-def handle_established(event: Event) -> None:
-    """Log each accepted association."""
+def handle_established(event: Event, metrics: NodeMetrics | None = None) -> None:
+    """Log (and count) each accepted association."""
     log.info("association from %s accepted", peer_of(event))
+    if metrics is not None:
+        metrics.association_accepted()
 
 
 def handle_released(event: Event) -> None:
@@ -274,13 +289,22 @@ def uid_value(ds: Dataset, tag: int) -> str:
 
 
 def handle_store(event: Event, ctx: StoreContext) -> int:
-    """C-STORE: spool the instance durably, index it, then answer.
+    """C-STORE: spool the instance durably, index it, then answer (and count the answer
+    in ``ctx.metrics``).
 
     Returns
     -------
     int
         A :class:`StoreStatus`.
     """
+    status = store_instance(event, ctx)
+    ctx.metrics.instance_received(event.request.AffectedSOPClassUID,
+                                  status == StoreStatus.SUCCESS)
+    return status
+
+
+def store_instance(event: Event, ctx: StoreContext) -> int:
+    """What :func:`handle_store` answers: check, spool and index the instance."""
     start = time.perf_counter()
     peer = peer_of(event)
     request = event.request

@@ -39,6 +39,7 @@ from cinestrain.node.receive.handlers import (
     handle_connection_open,
     handle_echo,
     handle_established,
+    handle_rejected,
     handle_released,
     handle_requested,
     handle_store,
@@ -109,23 +110,34 @@ def start_scp(node: NodeSection, store: StoreContext) -> ThreadedAssociationServ
     -------
     pynetdicom.transport.ThreadedAssociationServer
         The running server (``server.server_address`` has the bound port).
+
+    Raises
+    ------
+    OSError
+        The address cannot be bound (in use, not local); the message names it.
     """
     ae = build_ae(node)
     handlers = [
         (evt.EVT_CONN_OPEN, handle_connection_open, [node]),
-        (evt.EVT_REQUESTED, handle_requested, [node]),
-        (evt.EVT_ESTABLISHED, handle_established),
+        (evt.EVT_REQUESTED, handle_requested, [node, store.metrics]),
+        (evt.EVT_REJECTED, handle_rejected, [store.metrics]),
+        (evt.EVT_ESTABLISHED, handle_established, [store.metrics]),
         (evt.EVT_RELEASED, handle_released),
         (evt.EVT_ABORTED, handle_released),
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [store]),
     ]
-    server = ae.start_server(
-        (node.bind_address, node.port),
-        block=False,
-        evt_handlers=handlers,
-        ssl_context=server_ssl_context(node.tls),
-    )
+    context = server_ssl_context(node.tls)
+    try:
+        server = ae.start_server(
+            (node.bind_address, node.port),
+            block=False,
+            evt_handlers=handlers,
+            ssl_context=context,
+        )
+    except OSError as exc:  # e.g. EADDRINUSE: say which address, and where it is set
+        raise OSError(exc.errno, f"cannot listen for DICOM (section [node]) on "
+                      f"{node.bind_address}:{node.port}: {exc.strerror or exc}") from exc
     log.info(
         "listening as %s on %s:%d (TLS %s, %s)",
         node.ae_title, node.bind_address, server.server_address[1],
