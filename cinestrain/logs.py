@@ -189,6 +189,9 @@ def configure_logging(section: LoggingSection, verbosity: int = 0) -> None:
     # pydicom sends each of its warnings to its logger and to `warnings` too: the log
     # copy is the one kept (and counted per series where files are read and written)
     warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
+    # highdicom quotes the patient's name when it has one component: logs carry no names
+    warnings.filterwarnings("ignore", message=r"The string .* is unlikely to represent the "
+                            r"intended person name", category=UserWarning)
     # other warnings (torch, highdicom) become records in the log's format
     logging.captureWarnings(True)
     threading.excepthook = _log_thread_exception

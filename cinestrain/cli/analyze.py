@@ -11,8 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from cinestrain.cli.common import FAILED, USAGE, fail, load_node_config
 from cinestrain.cli.view import add_viewer_arguments, send_and_print, settings_from
-from cinestrain.config import ConfigError, load_config
 from cinestrain.dicom_io import CineSeriesError
 from cinestrain.dicom_io.read.seg import SegmentationReadError
 from cinestrain.inference.heart.aha import SEGMENT_NAMES
@@ -64,11 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"cinestrain: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_node_config(args.config)  # invalid: main prints it, exit 2
     overrides = {"pairing": args.pairing, "temporal": args.temporal, "weights": args.weights,
                  "ed_phase": args.ed_phase}
     request = AnalysisRequest.from_config(
@@ -79,12 +75,10 @@ def run(args: argparse.Namespace) -> int:
     )
     for path in (*request.inputs, *([request.seg] if request.seg else [])):
         if not path.exists():
-            print(f"cinestrain: {path}: no such file or folder", file=sys.stderr)
-            return 2
+            return fail("analyze", f"{path}: no such file or folder", USAGE)
     problem = missing_weights(request.model.temporal, request.model.weights)
     if problem is not None:
-        print(f"cinestrain: {problem}", file=sys.stderr)
-        return 2
+        return fail("analyze", problem, USAGE)
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -100,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
         with logging_redirect_tqdm():  # log lines above the progress bars, not over them
             outcome = run_analysis(request, progress)
     except (CineSeriesError, SegmentationReadError, CheckpointError, ValueError) as exc:
-        print(f"cinestrain: {exc}", file=sys.stderr)
-        return 1
+        return fail("analyze", exc, FAILED)  # nothing analysable
     finally:
         for bar in bars.values():
             bar.close()
@@ -124,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if dicom:
         print(f"wrote {len(dicom)} DICOM objects in {dicom[0].parent}: {_kinds(dicom)}")
     if outcome.error is not None:
-        print(f"cinestrain: {outcome.error}", file=sys.stderr)
-        return 1
+        return fail("analyze", outcome.error, FAILED)
     if args.view:
         return send_and_print(settings_from(args), [*request.inputs, *dicom])
     return 0

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from cinestrain.dicom_io import find_stacks, load_stack, scan_dicom
+from cinestrain.cli.common import FAILED, USAGE, UsageError, fail
+from cinestrain.dicom_io import CineSeriesError, find_stacks, load_stack, scan_dicom
 from cinestrain.inference.heart.centres import (
     find_heart_centres,
     motion_centres,
@@ -24,6 +25,7 @@ from cinestrain.inference.heart.centres import (
 )
 from cinestrain.inference.heart.ed_phase import choose_ed_phase
 from cinestrain.inference.heart.myocardium import MyocardiumError, segment_myocardium
+from cinestrain.inference.model.checkpoint import CheckpointError
 from cinestrain.inference.model.network import MotionConfig
 from cinestrain.inference.model.settings import TEMPORALS
 from cinestrain.inference.model.upsample import UPSAMPLINGS
@@ -128,6 +130,13 @@ def prepare_real_stack(folder: Path) -> RealCineStack:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train; 2 when ``--init`` or a ``--real`` folder is missing or unusable, 1 when a
+    ``--real`` study holds no cine stack."""
+    if args.init is not None and not args.init.is_file():
+        raise UsageError(f"--init {args.init}: no such file")
+    for folder in args.real:
+        if not folder.is_dir():
+            raise UsageError(f"--real {folder}: no such folder")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = MotionConfig(
@@ -156,7 +165,12 @@ def run(args: argparse.Namespace) -> int:
         config=PhantomConfig(hypokinetic_share=args.hypokinetic_share),
     )
     if args.real:
-        stacks = [prepare_real_stack(folder) for folder in args.real]
+        stacks = []
+        for folder in args.real:
+            try:
+                stacks.append(prepare_real_stack(folder))
+            except CineSeriesError as exc:
+                return fail("train", f"--real {folder}: {exc}", FAILED)
         for st in stacks:
             print(f"real cine {st.name}: {'x'.join(map(str, st.pixels.shape))}, ED {st.ed_phase}")
         real = RealCineDataset(stacks, args.steps, seed=args.seed, grid_size=args.grid_size,
@@ -191,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             provenance=provenance,
         )
+    except CheckpointError as exc:  # --init, or the run folder's checkpoint, not a model
+        return fail("train", exc, USAGE)
     finally:
         bar.close()
     print(f"wrote {final}")

@@ -122,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"cinestrain: a viewer server exited ({status}); see the logs", file=sys.stderr)
         return 1
     except _Stop as stop:
-        print(f"cinestrain view: stopped ({signal.Signals(stop.signum).name})", file=sys.stderr)
-        return 130 if stop.signum == signal.SIGINT else 0
+        interrupted = stop.signum == signal.SIGINT
+        print(f"cinestrain view: stopped ({'Ctrl-C' if interrupted else 'SIGTERM'})",
+              file=sys.stderr)
+        return 130 if interrupted else 0
     finally:
         viewer.stop()

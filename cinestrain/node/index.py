@@ -509,8 +509,13 @@ class Index:
         metrics: dict[str, Any] | None = None,
         delivered: dict[str, list[str]] | None = None,
         complete: Iterable[str] = (),
+        refused: str | None = None,
     ) -> list[JobRow]:
         """Mark a job done, queue its exports, and supersede older jobs of its stack.
+
+        ``refused``: the stack could not be analysed (not short axis, no LV, ...); the job
+        is done (its ``report.json`` says why, with no numbers) and the stack is recorded
+        as skipped with this reason.
 
         ``metrics`` (stage timings, peak memory of the worker) is kept with the job.
         ``delivered``: per destination, the files it stored while the job ran (an early
@@ -563,6 +568,9 @@ class Index:
                      now, now, now),
                 )
             _settle_stack(db, stack_id, now)
+            if refused is not None:
+                db.execute("UPDATE stacks SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                           (StackState.SKIPPED, refused, now, stack_id))
         return older
 
     def fail_job(self, job_id: int, error: str) -> None:

@@ -22,6 +22,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,9 @@ class Dispatcher:
         process = self._context.Process(
             target=_job_process, args=(theirs, self.cfg.logging, active_verbosity()),
             name="cinestrain-worker")
+        # multiprocessing's resource tracker unblocks SIGINT when it starts its own process
+        # (at the first spawn): have it running before SIGINT is blocked for ours
+        resource_tracker.ensure_running()
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             process.start()
@@ -310,18 +314,22 @@ class Dispatcher:
                 "wait_s": time.perf_counter() - start,
                 "stored": {n: len(stored) for n, stored in delivered.items()},
                 "results": len(dicom)}
+        refused = result.get("error")
         superseded = self.index.finish_job(job_id, result["files"], names, metrics,
-                                           delivered, complete)
+                                           delivered, complete, refused=refused)
         job = self.index.job(job_id)
         stack = self.index.stack(job.stack_id)
-        sending = (f"{len(names)} export(s) queued ({len(complete)} complete already)"
-                   if names else f"no destination configured: cinestrain send {job_id}"
-                   " sends them to one added later")
-        log.info(
-            "study %s: analysed as job %d, results in %s (series %s, %d file(s), %s)",
-            "?" if stack is None else stack.study_uid, job_id, job.out_dir,
-            result.get("series_instance_uid"), len(result["files"]), sending,
-        )
+        study = "?" if stack is None else stack.study_uid
+        if refused is not None:
+            log.info("study %s: not analysable (job %d): %s; stack skipped, report.json in %s",
+                     study, job_id, refused, job.out_dir)
+        else:
+            sending = (f"{len(names)} export(s) queued ({len(complete)} complete already)"
+                       if names else f"no destination configured: cinestrain send {job_id}"
+                       " sends them to one added later")
+            log.info("study %s: analysed as job %d, results in %s (series %s, %d file(s), %s)",
+                     study, job_id, job.out_dir, result.get("series_instance_uid"),
+                     len(result["files"]), sending)
         for old in superseded:
             shutil.rmtree(old.out_dir, ignore_errors=True)
             log.info("job %d superseded by job %d: its results were removed", old.id, job_id)

@@ -137,7 +137,7 @@ def test_config_check_command(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[node]\nport = "eleven"\n')
-    assert main(["config", "check", str(bad)]) == 1
+    assert main(["config", "check", str(bad)]) == 2  # a configuration error, as everywhere
     assert "node.port = 'eleven'" in capsys.readouterr().err
 
     assert main(["config", "default"]) == 0
@@ -149,7 +149,7 @@ def test_check_refuses_a_model_without_weights(tmp_path: Path, capsys) -> None:
 
     cfg = tmp_path / "node.toml"
     cfg.write_text(f'[model]\ntemporal = "none"\nweights = "{tmp_path / "absent.pt"}"\n')
-    assert main(["config", "check", str(cfg)]) == 1
+    assert main(["config", "check", str(cfg)]) == 2
     assert f"model file not found: {tmp_path / 'absent.pt'}" in capsys.readouterr().err
 
 
@@ -159,5 +159,5 @@ def test_serve_refuses_to_start_without_model_weights(tmp_path: Path, capsys) ->
 
     cfg = tmp_path / "node.toml"
     cfg.write_text(f'[model]\nweights = "{tmp_path / "absent.pt"}"\n')
-    assert main(["serve", "--config", str(cfg)]) == 1
+    assert main(["serve", "--config", str(cfg)]) == 2
     assert "model file not found" in capsys.readouterr().err

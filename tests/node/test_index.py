@@ -688,3 +688,14 @@ def test_job_detail_as_dict(index, request_, tmp_path):
     assert full["files"] == [str(job.out_dir / "report.json")]
     with pytest.raises(UnknownJobError):
         index.job_detail(999)
+
+
+def test_a_stack_the_analysis_refuses_is_recorded_as_skipped_with_the_reason(index, request_):
+    """The worker ran the job but the stack could not be analysed (its report.json says
+    why, with no numbers): the job is done, the stack skipped with the reason."""
+    job = queued_job(index, request_)
+    index.claim_job()
+    index.finish_job(job.id, ["report.json"], [], refused="nothing analysable: one slice")
+    stack = index.stack(job.stack_id)
+    assert (stack.state, stack.reason) == (StackState.SKIPPED, "nothing analysable: one slice")
+    assert index.job(job.id).state == JobState.DONE

@@ -187,7 +187,8 @@ def test_both_processes_append_json_to_one_file_and_a_dead_export_is_one_line_a_
     failed = [e for e in entries
               if e["logger"] == "cinestrain.node.export" and f":{dead_port}" in e["message"]]
     # tries 1 and 2 failed (one line each), try 3 dead (one line); the early export, which
-    # sends while the results are written, gives up after its first failed association
+    # sends while the results are written, gives up at its first failed association on
+    # each of its parallel associations (one line each)
     assert [e["level"] for e in failed if "early" not in e["message"]] == \
         ["WARNING", "WARNING", "ERROR"], failed
-    assert len(failed) <= 4, failed
+    assert len([e for e in failed if "early" in e["message"]]) <= cfg.export.associations
