@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,20 @@ def test_carrying_a_map_whose_myocardium_touches_the_image_edge(shape) -> None:
     assert inside.any()
     assert np.all((moved[inside] >= -12.0 - 1e-9) & (moved[inside] < 0))  # blended at the rim
     assert np.isclose(moved[inside].min(), -12.0)
+
+
+def test_bullseye_capture_declares_the_character_set_of_a_non_ascii_name(
+        uids: ResultUIDs, tmp_path: Path) -> None:
+    p = phantom_result()
+    study = dataclasses.replace(p.cine.patient_study, patient_name="MÜLLER^JÖRG")
+    cine = dataclasses.replace(p.cine, patient_study=study)
+    sc = build_bullseye_capture(p.report, cine, p.report["ed_phase"], uids=uids,
+                                series_number=21)
+    path = tmp_path / "bullseye.dcm"
+    sc.save_as(path)
+    back = dcmread(path)
+    assert back.SpecificCharacterSet == "ISO_IR 192"
+    assert str(back.PatientName) == "MÜLLER^JÖRG"
+    if optional_tool("dciodvfy", "validating the capture (Debian dicom3tools)"):
+        errors, _ = dciodvfy(path)
+        assert not errors

@@ -498,6 +498,7 @@ def build_bullseye_capture(
         patient_orientation=("L", "P"),  # replaced below: highdicom insists on one
         series_description=BULLSEYE_DESCRIPTION,
     )
+    sc.SpecificCharacterSet = "ISO_IR 192"  # names as the source has them (UTF-8)
     sc.PatientOrientation = ""  # a diagram: no patient direction along rows or columns
     sc.ManufacturerModelName = MANUFACTURER_MODEL_NAME
     sc.SoftwareVersions = SOFTWARE_VERSIONS
