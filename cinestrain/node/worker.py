@@ -118,7 +118,7 @@ def _job_process(conn: Any, logging_section: LoggingSection | None = None,
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import cinestrain.pipeline.run  # noqa: F401  (the imports the job needs, done while idle)
 
-    log.debug("worker process %d ready", multiprocessing.current_process().pid)
+    log.info("worker process %d ready", multiprocessing.current_process().pid)
     try:
         request, torch_threads = conn.recv()
     except EOFError:  # the node stopped before a job came
