@@ -18,9 +18,15 @@ Ctrl-C and SIGTERM end in one "stopped" line, never a traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cinestrain.config import ConfigError, NodeConfig, load_config
+
+if TYPE_CHECKING:
+    from cinestrain.node.index import Index
 
 DONE = 0
 FAILED = 1
@@ -70,3 +76,32 @@ def fail(command: str, message: object, status: int = FAILED) -> int:
     """Print ``cinestrain COMMAND: message`` on stderr and return ``status``."""
     print(f"cinestrain {command}: {message}", file=sys.stderr)
     return status
+
+
+@contextmanager
+def node_index(cfg: NodeConfig, *, read_only: bool = False) -> Iterator[Index]:
+    """The node's index, for an admin command (``status``, ``jobs``, ``send``, ``retry``).
+
+    Raises
+    ------
+    UsageError
+        The node has not run with this storage, or a job id asked for inside the block
+        is unknown (exit status 2 through :func:`cli.main.main`).
+    """
+    from cinestrain.node.errors import UnknownJobError
+    from cinestrain.node.index import Index, IndexReadOnlyError
+    from cinestrain.node.states import INDEX_FILE
+
+    path = Path(cfg.storage.directory) / INDEX_FILE
+    if not path.exists():
+        raise UsageError(f"no index at {path}: the node has not run with this storage")
+    try:
+        index = Index(path, read_only=read_only)
+    except IndexReadOnlyError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        yield index
+    except UnknownJobError as exc:
+        raise UsageError(f"{exc} (cinestrain status lists the jobs)") from None
+    finally:
+        index.close()

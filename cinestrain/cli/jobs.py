@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
+
+from cinestrain.cli.common import UsageError, load_node_config, node_index
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,33 +95,10 @@ def render(job: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print one job; 0, 1 when it failed or an export of it is dead, 2 when unknown."""
-    from cinestrain.config import ConfigError, load_config
-    from cinestrain.node.errors import UnknownJobError
-    from cinestrain.node.index import Index, IndexReadOnlyError
-    from cinestrain.node.states import INDEX_FILE
-
     if args.action != "show":
-        print("cinestrain jobs: say what to do: cinestrain jobs show ID", file=sys.stderr)
-        return 2
-    prog = "cinestrain jobs show"
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    path = Path(cfg.storage.directory) / INDEX_FILE
-    try:
-        index = Index(path, read_only=True)
-    except IndexReadOnlyError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    try:
+        raise UsageError("say what to do: cinestrain jobs show ID")
+    with node_index(load_node_config(args.config), read_only=True) as index:
         job = index.job_detail(args.job).as_dict(full=True)
-    except UnknownJobError as exc:
-        print(f"{prog}: {exc} (cinestrain status lists the jobs)", file=sys.stderr)
-        return 2
-    finally:
-        index.close()
     print(json.dumps(job, indent=2) if args.json else render(job))
     failed = job["state"] == "failed" or any(e["state"] == "dead" for e in job["exports"])
     return 1 if failed else 0

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cinestrain.config import ConfigError, load_config
+from cinestrain.cli.common import load_node_config, node_index
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,33 +86,15 @@ def queue_results(cfg: Any, index: Any, job: Any, names: list[str], prog: str) -
 
 def run(args: argparse.Namespace) -> int:
     """Queue the job's exports; the running node sends them."""
-    from cinestrain.node.errors import UnknownJobError
-    from cinestrain.node.index import Index
-    from cinestrain.node.states import INDEX_FILE, JobState
+    from cinestrain.node.states import JobState
 
-    prog = "cinestrain send"
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    path = Path(cfg.storage.directory) / INDEX_FILE
-    if not path.exists():
-        print(f"{prog}: no index at {path}: the node has not run with this storage",
-              file=sys.stderr)
-        return 2
-    index = Index(path)
-    try:
+    cfg = load_node_config(args.config)
+    with node_index(cfg) as index:
         job = index.job(args.job)
         if job.state != JobState.DONE:
-            print(f"{prog}: {not_done(job)}", file=sys.stderr)
+            print(f"cinestrain send: {not_done(job)}", file=sys.stderr)
             return 1
-        return queue_results(cfg, index, job, list(args.destinations), prog)
-    except UnknownJobError as exc:
-        print(f"{prog}: {exc} (cinestrain status lists the jobs)", file=sys.stderr)
-        return 2
-    finally:
-        index.close()
+        return queue_results(cfg, index, job, list(args.destinations), "cinestrain send")
 
 
 def not_done(job: Any) -> str:
