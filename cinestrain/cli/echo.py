@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cinestrain.config import ConfigError, DicomDestination, DicomWebDestination, load_config
+from cinestrain.cli.common import load_node_config
+from cinestrain.config import DicomDestination, DicomWebDestination
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from cinestrain.node.errors import ExportError
     from cinestrain.node.export import echo
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"cinestrain echo: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_node_config(args.config)
     dest = next((d for d in cfg.destinations if d.name == args.destination), None)
     if dest is None:
         names = ", ".join(d.name for d in cfg.destinations) or "none configured"

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cinestrain.config import ConfigError, load_config
+from cinestrain.cli.common import load_node_config
 
 #: how many of the newest jobs ``status`` lists unless told (``--jobs``)
 DEFAULT_JOBS = 20
@@ -189,11 +189,7 @@ def run(args: argparse.Namespace) -> int:
     configuration or an index this release cannot read."""
     from cinestrain.node.index import IndexReadOnlyError
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"cinestrain status: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_node_config(args.config)
     if args.jobs < 0:
         print("cinestrain status: --jobs takes 0 (every job) or more", file=sys.stderr)
         return 2

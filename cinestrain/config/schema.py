@@ -55,7 +55,17 @@ def _check_ae_title(value: str) -> str:
     return value.strip()
 
 
+def _check_ip_address(value: str) -> str:
+    """An IP address to listen on (not a host name)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError as exc:
+        raise ValueError("must be an IP address (127.0.0.1, 0.0.0.0, ::1, ...)") from exc
+    return value
+
+
 AETitle = Annotated[str, AfterValidator(_check_ae_title)]
+IPAddress = Annotated[str, AfterValidator(_check_ip_address)]
 #: where inference runs: "auto" is the GPU when one is present
 Device = Literal["auto", "cpu", "cuda"]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -135,7 +145,7 @@ class NodeSection(_Section):
     """The DICOM service: identity, address and association policy."""
 
     ae_title: AETitle = "CINESTRAIN"
-    bind_address: str = "127.0.0.1"
+    bind_address: IPAddress = "127.0.0.1"
     port: Port = 11112
     max_associations: int = Field(4, ge=1, le=64)
     max_pdu: int = Field(65536, ge=0, le=2**32 - 1)
@@ -149,15 +159,6 @@ class NodeSection(_Section):
     allow_any_caller: bool = False
     allowed_callers: list[AllowedCaller] = Field(default_factory=list)
     tls: TLSServer = Field(default_factory=TLSServer)
-
-    @field_validator("bind_address")
-    @classmethod
-    def _valid_bind_address(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError as exc:
-            raise ValueError("must be an IP address (127.0.0.1, 0.0.0.0, ::1, ...)") from exc
-        return value
 
     @field_validator("max_pdu")
     @classmethod
@@ -327,17 +328,8 @@ class HttpSection(_Section):
     """The read-only health and metrics endpoint: ``/healthz`` and ``/metrics``."""
 
     enabled: bool = True
-    bind_address: str = "127.0.0.1"
+    bind_address: IPAddress = "127.0.0.1"
     port: Port = 11180
-
-    @field_validator("bind_address")
-    @classmethod
-    def _valid_bind_address(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError as exc:
-            raise ValueError("must be an IP address (127.0.0.1, 0.0.0.0, ::1, ...)") from exc
-        return value
 
 
 class LoggingSection(_Section):

@@ -176,8 +176,8 @@ def set_dul_run_loop_delay(dul: object, seconds: float) -> bool:
     pynetdicom's reader (``DULServiceProvider``, one thread per association) polls its
     socket and, when a poll finds no event, sleeps ``_run_loop_delay`` seconds (1 ms),
     so a request or an answer may wait up to that long. The attribute is **private**: in
-    pynetdicom 3.0 no argument, method or ``pynetdicom._config`` setting reaches it (the
-    source marks the polling itself as a TODO, to become event based). Upstream discusses
+    pynetdicom 3.0 no argument, method or ``pynetdicom._config`` setting reaches it (its
+    source notes the polling as meant to become event based). Upstream discusses
     it as the trade-off between idle CPU and latency in
     https://github.com/pydicom/pynetdicom/issues/650 (whose proposed change, no sleep
     while events are queued, the installed reader has). This function is the only place
